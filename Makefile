@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` (the whole pipeline on the embedded
+# default) and `make test`. Both create or update the virtual environment first.
+PYTHON ?= python3.10
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+# Build-time dependencies of sdists resolve as of the lock (see constraints.txt).
+RESOLVED_BEFORE := 2024-10-01
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/install-debian.sh
+	bash scripts/install-debian.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt uv
+	$(BIN)/uv pip install -q --python $(BIN)/python --exclude-newer $(RESOLVED_BEFORE) \
+		-c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mbqa demo --out $(DEMO_DIR)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --durations=15 tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_windows.py
+
+clean:
+	rm -rf $(VENV) runs

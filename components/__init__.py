@@ -1,0 +1,1 @@
+"""Custom TFX components for MobileBERT question answering."""

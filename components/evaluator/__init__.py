@@ -1,0 +1,1 @@
+"""QaEvaluator: SQuAD EM/F1 of the SavedModel and its TFLite exports, and blessing."""

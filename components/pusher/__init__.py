@@ -1,0 +1,1 @@
+"""TFLitePusher: ships blessed TFLite models to a versioned destination."""

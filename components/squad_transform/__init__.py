@@ -1,0 +1,1 @@
+"""SquadTransform: questions to 384-token windows with doc_stride, on Beam."""

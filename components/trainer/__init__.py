@@ -1,0 +1,1 @@
+"""The Trainer run_fn and its distribution strategies."""

@@ -1,0 +1,1 @@
+"""Container image and Vertex AI submission and scheduling."""
