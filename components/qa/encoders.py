@@ -1,18 +1,79 @@
-"""TF-Hub encoder modules: locating them, their vocab, loading and building them."""
+"""TF-Hub encoder modules: locating them, their vocab, loading and building them.
+
+Both Hub formats of Model Maker's `BertQaSpec` (`is_tf2`) load through `load_encoder`:
+
+- TF2 SavedModel (the BERT TF2 convention): `module(inputs)` with a dict `input_word_ids`,
+  `input_mask`, `input_type_ids` returns a dict with `sequence_output`, `pooled_output`;
+  the vocab is the `vocab_file` asset, `do_lower_case` a variable.
+- TF1 Hub format (`tfhub_module.pb`, like the published MobileBERT): signature `tokens`
+  with inputs `input_ids`, `input_mask`, `segment_ids` and outputs `sequence_output`,
+  `pooled_output`; signature `tokenization_info` gives `vocab_file` and `do_lower_case`.
+
+A module fine-tuned on SQuAD (`spec.init_from_squad_model`) has a `squad` signature with
+the inputs of its format and outputs `start_logits`, `end_logits`.
+
+`make_encoder` writes a randomly initialized MobileBERT (TF Model Garden's
+`MobileBERTEncoder`) in either format, so the pipeline runs without downloads.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import tempfile
+from typing import Any
 
 import tensorflow as tf
+import tensorflow_hub as hub
+
+TF1 = "tf1"
+TF2 = "tf2"
+FORMAT_NAMES = {TF1: "TF1 Hub format", TF2: "TF2 SavedModel format"}
+TF1_MODULE_FILE = "tfhub_module.pb"
+# Our input names (as in spec.SERVING_INPUTS) -> the TF2 BERT convention's names.
+TF2_INPUT_NAMES = {
+    "input_ids": "input_word_ids",
+    "input_mask": "input_mask",
+    "segment_ids": "input_type_ids",
+}
+SQUAD_SIGNATURE = "squad"
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+TINY_CONFIG_PATH = os.path.join(_PACKAGE_DIR, "configs", "tiny_mobilebert.json")
+DEFAULT_VOCAB_PATH = os.path.join(_PACKAGE_DIR, "assets", "vocab.txt")
+
+# MobileBERT config keys (as in the published bert_config.json) -> MobileBERTEncoder args.
+_CONFIG_TO_ENCODER_ARGS = {
+    "vocab_size": "word_vocab_size",
+    "embedding_size": "word_embed_size",
+    "type_vocab_size": "type_vocab_size",
+    "max_position_embeddings": "max_sequence_length",
+    "num_hidden_layers": "num_blocks",
+    "hidden_size": "hidden_size",
+    "num_attention_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "hidden_act": "intermediate_act_fn",
+    "hidden_dropout_prob": "hidden_dropout_prob",
+    "attention_probs_dropout_prob": "attention_probs_dropout_prob",
+    "intra_bottleneck_size": "intra_bottleneck_size",
+    "initializer_range": "initializer_range",
+    "use_bottleneck_attention": "use_bottleneck_attention",
+    "key_query_shared_bottleneck": "key_query_shared_bottleneck",
+    "num_feedforward_networks": "num_feedforward_networks",
+    "normalization_type": "normalization_type",
+    "classifier_activation": "classifier_activation",
+}
+# Features MobileBERTEncoder always has: a config may only confirm them.
+_ALWAYS_ON = ("trigram_input", "use_bottleneck")
 
 
 def resolve_module_dir(uri: str) -> str:
     """The local (or gs://) directory of a Hub module given as URL, directory or gs:// path."""
     if uri.startswith(("http://", "https://")):
-        import tensorflow_hub as hub
-
         return hub.resolve(uri)
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
     return uri
 
 
@@ -25,3 +86,258 @@ def module_vocab_path(uri: str) -> str:
             "module ships its WordPiece vocab as assets/vocab.txt"
         )
     return path
+
+
+def module_format(uri: str) -> str:
+    """`TF1` or `TF2`: the Hub format of the module; raises if `uri` is not a Hub module."""
+    module_dir = resolve_module_dir(uri)
+    if not tf.io.gfile.isdir(module_dir):
+        raise FileNotFoundError(
+            f"The encoder module {uri!r} does not exist: no directory {module_dir!r}"
+        )
+    saved_models = [
+        os.path.join(module_dir, name)
+        for name in (tf.saved_model.SAVED_MODEL_FILENAME_PB,
+                     tf.saved_model.SAVED_MODEL_FILENAME_PBTXT)
+    ]
+    if not any(tf.io.gfile.exists(path) for path in saved_models):
+        raise ValueError(
+            f"{uri!r} is not a TF-Hub module: looked for {saved_models[0]!r} (present in both "
+            "the TF2 SavedModel and the TF1 Hub format) and found none"
+        )
+    return TF1 if tf.io.gfile.exists(os.path.join(module_dir, TF1_MODULE_FILE)) else TF2
+
+
+class HubEncoder(hub.KerasLayer):
+    """A Hub encoder of either format, trainable in both.
+
+    `call(inputs)` takes a dict of int32 [batch, seq_len] tensors `input_ids`, `input_mask`,
+    `segment_ids` and returns the float32 sequence output [batch, seq_len, hidden], or with
+    `squad=True` the tuple `(start_logits, end_logits)`, each [batch, seq_len].
+
+    `hub.KerasLayer` refuses to train TF1 Hub format modules and signatures; this layer
+    tracks the TF1 module's float variables as trainable weights (as Model Maker's
+    `HubKerasLayerV1V2` does), so gradients flow into them. As there, the module's
+    inference graph is used (no dropout inside a TF1 module).
+    """
+
+    def __init__(
+        self, handle: str, is_tf2: bool, squad: bool = False, trainable: bool = True, **kwargs
+    ):
+        self._is_tf2 = is_tf2
+        self._squad = squad
+        if squad:
+            outputs = {"signature": SQUAD_SIGNATURE, "signature_outputs_as_dict": True}
+        elif is_tf2:
+            outputs = {"output_key": "sequence_output"}
+        else:
+            outputs = {"signature": "tokens", "output_key": "sequence_output"}
+        super().__init__(handle, trainable=trainable, **outputs, **kwargs)
+
+    def _setup_layer(self, trainable: bool = False, **kwargs: Any) -> None:
+        if not self._is_hub_module_v1:
+            super()._setup_layer(trainable, **kwargs)
+            return
+        # A TF1 module loaded in TF2 lists all its variables, with no trainable subset.
+        tf.keras.layers.Layer.__init__(self, trainable=trainable, **kwargs)
+        for variable in self._func.variables:
+            self._add_existing_weight(variable, trainable=variable.dtype.is_floating)
+
+    def _check_trainability(self) -> None:
+        if self._is_hub_module_v1 or self._signature:
+            return
+        super()._check_trainability()
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool | None = None) -> Any:
+        names = TF2_INPUT_NAMES if self._is_tf2 else {k: k for k in TF2_INPUT_NAMES}
+        features = {names[key]: tf.cast(inputs[key], tf.int32) for key in TF2_INPUT_NAMES}
+        outputs = super().call(features, training=training)
+        if self._squad:
+            return outputs["start_logits"], outputs["end_logits"]
+        return outputs
+
+    def get_config(self) -> dict[str, Any]:
+        config = tf.keras.layers.Layer.get_config(self)
+        config.update(handle=self._handle, is_tf2=self._is_tf2, squad=self._squad)
+        return config
+
+
+def load_encoder(spec: Any) -> tf.keras.layers.Layer:
+    """The spec's Hub encoder (`spec.uri`, `is_tf2`, `trainable`, `init_from_squad_model`).
+
+    Returns a `HubEncoder`: `layer({'input_ids', 'input_mask', 'segment_ids'})` (int32
+    [B, L]) gives the sequence output [B, L, H], or `(start_logits, end_logits)` when
+    `spec.init_from_squad_model` (the module's `squad` signature).
+    Raises FileNotFoundError/ValueError naming the uri for a missing module, a directory
+    that is not a Hub module, a format that does not match `is_tf2`, or a missing vocab.
+    """
+    found = module_format(spec.uri)
+    expected = TF2 if spec.is_tf2 else TF1
+    if found != expected:
+        raise ValueError(
+            f"is_tf2={spec.is_tf2} expects the {FORMAT_NAMES[expected]}, but {spec.uri!r} is "
+            f"in the {FORMAT_NAMES[found]}; set is_tf2={found == TF2}"
+        )
+    module_vocab_path(spec.uri)
+    module_dir = resolve_module_dir(spec.uri)
+    logging.info(
+        "Loading the encoder %s (%s, trainable=%s%s)", spec.uri, FORMAT_NAMES[found],
+        spec.trainable, ", squad signature" if spec.init_from_squad_model else "",
+    )
+    try:
+        return HubEncoder(
+            module_dir, is_tf2=spec.is_tf2, squad=spec.init_from_squad_model,
+            trainable=spec.trainable,
+        )
+    except ValueError as error:
+        raise ValueError(f"Cannot use the encoder module {spec.uri!r}: {error}") from error
+
+
+def load_encoder_config(config: dict[str, Any] | str) -> dict[str, Any]:
+    """A MobileBERT config (a dict or a JSON file), checked against what can be built."""
+    source = "config"
+    if isinstance(config, str):
+        source = config
+        if not tf.io.gfile.exists(config):
+            raise FileNotFoundError(f"The MobileBERT config file {config!r} does not exist")
+        with tf.io.gfile.GFile(config) as f:
+            config = json.load(f)
+    unknown = set(config) - set(_CONFIG_TO_ENCODER_ARGS) - set(_ALWAYS_ON)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown MobileBERT config key(s) {sorted(unknown)}; known: "
+            f"{sorted(set(_CONFIG_TO_ENCODER_ARGS) | set(_ALWAYS_ON))}"
+        )
+    for key in _ALWAYS_ON:
+        if not config.get(key, True):
+            raise ValueError(f"{source}: {key}=false is not supported (MobileBERT uses it)")
+    return dict(config)
+
+
+def build_mobilebert_encoder(
+    config: dict[str, Any] | str, vocab_size: int | None = None
+) -> tf.keras.Model:
+    """Model Garden's `MobileBERTEncoder` for a MobileBERT config, with random weights.
+
+    `vocab_size`, if given, is the vocab's size; it must match the config's `vocab_size`.
+    """
+    from official.nlp.modeling.networks import MobileBERTEncoder
+
+    config = load_encoder_config(config)
+    if vocab_size is not None:
+        if config.setdefault("vocab_size", vocab_size) != vocab_size:
+            raise ValueError(
+                f"The config's vocab_size={config['vocab_size']} does not match the vocab's "
+                f"{vocab_size} entries"
+            )
+    args = {_CONFIG_TO_ENCODER_ARGS[k]: v for k, v in config.items() if k not in _ALWAYS_ON}
+    return MobileBERTEncoder(**args)
+
+
+def vocab_size_of(vocab_path: str) -> int:
+    """The number of entries (lines) of a WordPiece vocab file."""
+    with tf.io.gfile.GFile(vocab_path) as f:
+        return sum(1 for _ in f)
+
+
+def make_encoder(
+    out_dir: str,
+    config: dict[str, Any] | str = TINY_CONFIG_PATH,
+    vocab_path: str | None = None,
+    do_lower_case: bool = True,
+    tf_format: str = TF2,
+    seed: int = 0,
+) -> str:
+    """Writes a randomly initialized MobileBERT encoder as a Hub module; returns `out_dir`.
+
+    `config` is a MobileBERT config (dict or JSON file; default: the tiny embedded one),
+    `vocab_path` a WordPiece vocab (default: BERT uncased), `tf_format` `'tf2'` or `'tf1'`
+    (load it with `is_tf2` to match). The same seed gives the same weights.
+    """
+    if tf_format not in FORMAT_NAMES:
+        raise ValueError(f"tf_format={tf_format!r} must be one of {sorted(FORMAT_NAMES)}")
+    if tf.io.gfile.exists(out_dir) and tf.io.gfile.listdir(out_dir):
+        raise FileExistsError(f"{out_dir!r} is not empty; choose a new directory")
+    vocab_path = vocab_path or DEFAULT_VOCAB_PATH
+    if not tf.io.gfile.exists(vocab_path):
+        raise FileNotFoundError(f"The vocab file {vocab_path!r} does not exist")
+    config = load_encoder_config(config)
+    vocab_size = vocab_size_of(vocab_path)
+    build_mobilebert_encoder(config, vocab_size)  # Fails fast on a bad config.
+    with tempfile.TemporaryDirectory() as staging:
+        # Hub modules ship the vocab as assets/vocab.txt: the asset keeps its file name.
+        vocab_file = os.path.join(staging, "vocab.txt")
+        tf.io.gfile.copy(vocab_path, vocab_file)
+        logging.info(
+            "Writing a random MobileBERT encoder (%s, %d layers, hidden %d, vocab %d) to %s",
+            FORMAT_NAMES[tf_format], config.get("num_hidden_layers", 24),
+            config.get("hidden_size", 512), vocab_size, out_dir,
+        )
+        if tf_format == TF2:
+            _export_tf2(config, vocab_size, out_dir, vocab_file, do_lower_case, seed)
+        else:
+            _export_tf1(config, vocab_size, out_dir, vocab_file, do_lower_case, seed)
+    return out_dir
+
+
+def _export_tf2(
+    config: dict[str, Any], vocab_size: int, out_dir: str, vocab_file: str,
+    do_lower_case: bool, seed: int,
+) -> None:
+    tf.keras.utils.set_random_seed(seed)
+    encoder = build_mobilebert_encoder(config, vocab_size)
+    inputs = {
+        name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)
+        for name in TF2_INPUT_NAMES.values()
+    }
+    outputs = encoder(inputs)
+    model = tf.keras.Model(
+        inputs,
+        {key: outputs[key] for key in ("sequence_output", "pooled_output")},
+    )
+    model.vocab_file = tf.saved_model.Asset(vocab_file)
+    model.do_lower_case = tf.Variable(do_lower_case, trainable=False)
+    tf.saved_model.save(model, out_dir)
+
+
+def _export_tf1(
+    config: dict[str, Any], vocab_size: int, out_dir: str, vocab_file: str,
+    do_lower_case: bool, seed: int,
+) -> None:
+    def module_fn() -> None:
+        tf.compat.v1.set_random_seed(seed)
+        inputs = {
+            name: tf.compat.v1.placeholder(tf.int32, [None, None], name=name)
+            for name in TF2_INPUT_NAMES
+        }
+        encoder = build_mobilebert_encoder(config, vocab_size)
+        outputs = encoder(
+            {TF2_INPUT_NAMES[name]: tensor for name, tensor in inputs.items()}, training=False
+        )
+        hub.add_signature(
+            "tokens", inputs=inputs,
+            outputs={key: outputs[key] for key in ("sequence_output", "pooled_output")},
+        )
+        add_tokenization_info_signature(vocab_file, do_lower_case)
+
+    export_tf1_module(module_fn, out_dir)
+
+
+def add_tokenization_info_signature(vocab_file: str, do_lower_case: bool) -> None:
+    """In a TF1 module_fn: the `tokenization_info` signature, with the vocab as an asset."""
+    vocab = tf.constant(vocab_file)
+    tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, vocab)
+    hub.add_signature(
+        "tokenization_info", inputs={},
+        outputs={"vocab_file": vocab, "do_lower_case": tf.constant(do_lower_case)},
+    )
+
+
+def export_tf1_module(module_fn: Any, out_dir: str) -> None:
+    """Builds a TF1 Hub format module from `module_fn` and exports it with its variables."""
+    spec = hub.create_module_spec(module_fn)
+    with tf.Graph().as_default():
+        module = hub.Module(spec)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            module.export(out_dir, session)

@@ -91,23 +91,34 @@ class BertQaSpec:
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
         self.learning_rate = learning_rate
-        self.distribution_strategy = str(distribution_strategy).lower()
+        self.distribution_strategy = (
+            distribution_strategy.lower() if isinstance(distribution_strategy, str)
+            else distribution_strategy
+        )
         self.num_gpus = num_gpus
         self.tpu = tpu
         self.trainable = trainable
         self.predict_batch_size = predict_batch_size
         self.do_lower_case = do_lower_case
         self.is_tf2 = is_tf2
-        self.tflite_input_name = dict(tflite_input_name or DEFAULT_TFLITE_INPUT_NAME)
-        self.tflite_output_name = dict(tflite_output_name or DEFAULT_TFLITE_OUTPUT_NAME)
+        self.tflite_input_name = _names_or_default(tflite_input_name, DEFAULT_TFLITE_INPUT_NAME)
+        self.tflite_output_name = _names_or_default(
+            tflite_output_name, DEFAULT_TFLITE_OUTPUT_NAME
+        )
         self.init_from_squad_model = init_from_squad_model
         self.default_batch_size = default_batch_size
         self.name = name
         self.validate()
 
     def validate(self) -> None:
-        """Raises ValueError naming the parameter if the spec cannot work."""
-        errors = []
+        """Raises ValueError naming each parameter that has a wrong type or cannot work."""
+        errors = [
+            f"{field}={getattr(self, field)!r} must be {description}"
+            for field, (check, description) in _TYPE_CHECKS.items()
+            if not check(getattr(self, field))
+        ]
+        if errors:  # The checks below need the right types.
+            raise ValueError(f"Invalid {type(self).__name__}: " + "; ".join(errors))
         if not self.uri:
             errors.append("uri must name a TF-Hub module (URL, local directory or gs://)")
         if self.distribution_strategy not in STRATEGIES:
@@ -121,26 +132,22 @@ class BertQaSpec:
             )
         for field in ("seq_len", "query_len", "doc_stride", "predict_batch_size",
                       "default_batch_size"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                errors.append(f"{field}={value!r} must be a positive integer")
-        if not errors:
-            if self.query_len + 3 >= self.seq_len:
-                errors.append(
-                    f"query_len + 3 ({self.query_len + 3}) must be < seq_len ({self.seq_len}): "
-                    "no room is left for the passage"
-                )
-            elif self.doc_stride >= self.seq_len:
-                errors.append(f"doc_stride={self.doc_stride} must be < seq_len={self.seq_len}")
-        if not 0.0 <= float(self.dropout_rate) < 1.0:
+            if getattr(self, field) <= 0:
+                errors.append(f"{field}={getattr(self, field)!r} must be a positive integer")
+        if self.query_len + 3 >= self.seq_len:
+            errors.append(
+                f"query_len + 3 ({self.query_len + 3}) must be < seq_len ({self.seq_len}): "
+                "no room is left for the passage"
+            )
+        if self.doc_stride >= self.seq_len:
+            errors.append(f"doc_stride={self.doc_stride} must be < seq_len={self.seq_len}")
+        if not 0.0 <= self.dropout_rate < 1.0:
             errors.append(f"dropout_rate={self.dropout_rate!r} must be in [0, 1)")
-        if float(self.initializer_range) <= 0:
+        if self.initializer_range <= 0:
             errors.append(f"initializer_range={self.initializer_range!r} must be > 0")
-        if float(self.learning_rate) <= 0:
+        if self.learning_rate <= 0:
             errors.append(f"learning_rate={self.learning_rate!r} must be > 0")
-        if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int) or (
-            self.num_gpus < -1
-        ):
+        if self.num_gpus < -1:
             errors.append(f"num_gpus={self.num_gpus!r} must be -1 (all) or >= 0")
         if set(self.tflite_input_name) != {"ids", "mask", "segment_ids"}:
             errors.append(
@@ -179,6 +186,52 @@ class BertQaSpec:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict()["params"].items())
         return f"{type(self).__name__}({params})"
+
+
+def _names_or_default(names: Any, default: dict[str, str]) -> Any:
+    """A copy of the given TFLite names (checked in `validate`), or of the default."""
+    if names is None:
+        return dict(default)
+    return dict(names) if isinstance(names, dict) else names
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_name_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+# Parameter -> (type check, what it must be), checked before the values.
+_TYPE_CHECKS = {
+    "uri": (lambda v: isinstance(v, str), "a string"),
+    "model_dir": (lambda v: v is None or isinstance(v, str), "None or a string"),
+    "seq_len": (_is_int, "an integer"),
+    "query_len": (_is_int, "an integer"),
+    "doc_stride": (_is_int, "an integer"),
+    "dropout_rate": (_is_number, "a number"),
+    "initializer_range": (_is_number, "a number"),
+    "learning_rate": (_is_number, "a number"),
+    "distribution_strategy": (lambda v: isinstance(v, str), "a string"),
+    "num_gpus": (_is_int, "an integer"),
+    "tpu": (lambda v: isinstance(v, str), "a string"),
+    "trainable": (lambda v: isinstance(v, bool), "True or False"),
+    "predict_batch_size": (_is_int, "an integer"),
+    "do_lower_case": (lambda v: isinstance(v, bool), "True or False"),
+    "is_tf2": (lambda v: isinstance(v, bool), "True or False"),
+    "tflite_input_name": (_is_name_map, "a dict of strings"),
+    "tflite_output_name": (_is_name_map, "a dict of strings"),
+    "init_from_squad_model": (lambda v: isinstance(v, bool), "True or False"),
+    "default_batch_size": (_is_int, "an integer"),
+    "name": (lambda v: isinstance(v, str), "a string"),
+}
 
 
 _PARAMETERS = (
@@ -265,10 +318,17 @@ SPECS = {cls.__name__: cls for cls in (BertQaSpec, MobileBertQaSpec, MobileBertQ
 
 
 def spec_from_dict(data: dict[str, Any]) -> BertQaSpec:
-    """Rebuilds a spec from `to_dict()` output."""
+    """Rebuilds a spec from `to_dict()` output; raises ValueError naming what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        raise ValueError(
+            f"A spec must be a dict {{'class': ..., 'params': {{...}}}}, got {data!r}"
+        )
     cls_name = data.get("class")
     if cls_name not in SPECS:
         raise ValueError(f"Unknown spec class {cls_name!r}; known: {sorted(SPECS)}")
+    unknown = set(data["params"]) - set(_PARAMETERS)
+    if unknown:
+        raise ValueError(f"Unknown spec parameter(s) {sorted(unknown)}; known: {_PARAMETERS}")
     return SPECS[cls_name](**data["params"])
 
 

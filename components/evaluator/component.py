@@ -1,0 +1,131 @@
+"""QaEvaluator: official SQuAD EM/F1 of the Trainer's model and its TFLite files, and a
+blessing for the pusher (TFX's Evaluator does not know span QA; this one does).
+
+See `executor.py` for what is scored, the blessing rule and the files written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts, standard_component_specs
+
+from components.evaluator import executor
+from components.qa import spec as spec_lib
+from components.qa import tflite
+
+
+class QaEvaluatorSpec(types.ComponentSpec):
+    """QaEvaluator's parameters, inputs and outputs."""
+
+    PARAMETERS = {
+        executor.SPEC_KEY: component_spec.ExecutionParameter(type=str),
+        executor.EVAL_SPLIT_KEY: component_spec.ExecutionParameter(type=str),
+        executor.MIN_EXACT_MATCH_KEY: component_spec.ExecutionParameter(type=float),
+        executor.MIN_F1_KEY: component_spec.ExecutionParameter(type=float),
+        executor.MAX_REGRESSION_KEY: component_spec.ExecutionParameter(type=float),
+        executor.QUANTIZATIONS_KEY: component_spec.ExecutionParameter(type=str),
+        executor.VERSION_2_KEY: component_spec.ExecutionParameter(type=bool, optional=True),
+        executor.NULL_SCORE_DIFF_THRESHOLD_KEY: component_spec.ExecutionParameter(type=float),
+        executor.MAX_EVAL_EXAMPLES_KEY: component_spec.ExecutionParameter(type=int),
+    }
+    INPUTS = {
+        standard_component_specs.EXAMPLES_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.Examples),
+        standard_component_specs.MODEL_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.Model),
+        standard_component_specs.BASELINE_MODEL_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.Model, optional=True),
+        standard_component_specs.TRANSFORMED_EXAMPLES_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.Examples, optional=True),
+    }
+    OUTPUTS = {
+        standard_component_specs.EVALUATION_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.ModelEvaluation),
+        standard_component_specs.BLESSING_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.ModelBlessing),
+    }
+
+
+class QaEvaluator(base_component.BaseComponent):
+    """Scores the candidate QA model (SavedModel and TFLite) and blesses it or not.
+
+    Outputs: `evaluation` (ModelEvaluation: metrics.json, predictions, the TFLite files
+    under `tflite/<quantization>/model.tflite`, report.html) and `blessing` (ModelBlessing).
+    """
+
+    SPEC_CLASS = QaEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(
+        self,
+        examples: types.BaseChannel,
+        model: types.BaseChannel,
+        spec: spec_lib.BertQaSpec | str,
+        baseline_model: types.BaseChannel | None = None,
+        transformed_examples: types.BaseChannel | None = None,
+        eval_split: str = "eval",
+        min_exact_match: float = 0.0,
+        min_f1: float = 0.0,
+        max_regression: float = 0.0,
+        quantizations: Sequence[str] = ("dynamic",),
+        version_2_with_negative: bool | None = None,
+        null_score_diff_threshold: float = 0.0,
+        max_eval_examples: int = 0,
+    ):
+        """Builds the component.
+
+        Args:
+          examples: SquadExampleGen's Examples (one tf.Example per question).
+          model: the Trainer's Model (SavedModel under Format-Serving).
+          spec: the model spec (or its JSON): seq_len, query_len, doc_stride, TFLite names.
+          baseline_model: the model to beat (e.g. the latest blessed one, resolved with
+            `LatestBlessedModelStrategy`); re-scored on the same questions.
+          transformed_examples: SquadTransform's windows; its `train` split calibrates
+            'int8' (required for it).
+          eval_split: the split of `examples` to score.
+          min_exact_match, min_f1: thresholds (percent) every scored candidate must reach.
+          max_regression: how many points the candidate's EM and F1 may be below the
+            baseline's.
+          quantizations: TFLite formats to export and score, the first being the one to
+            ship (`components.qa.tflite.QUANTIZATIONS`).
+          version_2_with_negative: SQuAD 2.0 (unanswerable questions) or 1.1; None: 2.0 when
+            any eval question is unanswerable.
+          null_score_diff_threshold: SQuAD 2.0: predict no answer when the null score beats
+            the best span by more than this.
+          max_eval_examples: score only the first N questions (0: all).
+        """
+        quantizations = list(quantizations)
+        unknown = [q for q in quantizations if q not in tflite.QUANTIZATIONS]
+        if not quantizations or unknown:
+            raise ValueError(
+                f"quantizations={quantizations} must be a non-empty list of "
+                f"{tflite.QUANTIZATIONS}"
+            )
+        if "int8" in quantizations and transformed_examples is None:
+            raise ValueError("quantizations has 'int8': pass transformed_examples (its train "
+                             "windows calibrate the int8 model)")
+        if max_eval_examples < 0:
+            raise ValueError(f"max_eval_examples={max_eval_examples} must be >= 0 (0: all)")
+        spec_json = spec if isinstance(spec, str) else spec.to_json()
+        spec_lib.spec_from_json(spec_json)  # Fails here, not in the run, if invalid.
+        super().__init__(QaEvaluatorSpec(
+            examples=examples,
+            model=model,
+            baseline_model=baseline_model,
+            transformed_examples=transformed_examples,
+            spec=spec_json,
+            eval_split=eval_split,
+            min_exact_match=float(min_exact_match),
+            min_f1=float(min_f1),
+            max_regression=float(max_regression),
+            quantizations=json.dumps(quantizations),
+            version_2_with_negative=version_2_with_negative,
+            null_score_diff_threshold=float(null_score_diff_threshold),
+            max_eval_examples=int(max_eval_examples),
+            evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+        ))

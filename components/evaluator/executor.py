@@ -1,0 +1,382 @@
+"""QaEvaluator's executor: official SQuAD EM/F1 of the SavedModel and its TFLite files.
+
+Steps (each logged):
+1. read the eval split's questions (`components.qa.squad.from_tf_example`);
+2. answer them with the candidate SavedModel over sliding windows
+   (`components.qa.answering`) and score them (`components.qa.metrics`);
+3. convert the SavedModel to TFLite in each requested quantization (`components.qa.tflite`;
+   'int8' is calibrated on a sample of the train split's windows), score each file the same
+   way and measure its agreement with the SavedModel on eval windows;
+4. re-score the baseline model (the latest blessed one), if any, on the same questions;
+5. bless: the candidate SavedModel's EM and F1 reach `min_exact_match`/`min_f1` and are at
+   most `max_regression` points below the baseline's, and every TFLite file reaches the
+   thresholds too;
+6. write the evaluation (`metrics.json`, `predictions.json`, `nbest_predictions.json`,
+   `null_odds.json` for SQuAD 2.0, `tflite/<quantization>/model.tflite`, `report.html`) and
+   the blessing (`BLESSED`/`NOT_BLESSED` file, custom properties as TFX's Evaluator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import path_utils
+
+from components.evaluator import report
+from components.qa import answering, encoders, inference, metrics, squad, tflite, windows
+from components.qa import spec as spec_lib
+
+SPEC_KEY = "spec"
+EVAL_SPLIT_KEY = "eval_split"
+MIN_EXACT_MATCH_KEY = "min_exact_match"
+MIN_F1_KEY = "min_f1"
+MAX_REGRESSION_KEY = "max_regression"
+QUANTIZATIONS_KEY = "quantizations"
+VERSION_2_KEY = "version_2_with_negative"
+NULL_SCORE_DIFF_THRESHOLD_KEY = "null_score_diff_threshold"
+MAX_EVAL_EXAMPLES_KEY = "max_eval_examples"
+
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+TFLITE_DIR = "tflite"
+TFLITE_FILE = "model.tflite"
+SAVED_MODEL_NAME = "saved_model"
+# Training windows drawn (uniformly, seeded) to calibrate 'int8'.
+REPRESENTATIVE_WINDOWS = 100
+# Eval windows on which each TFLite file is compared with the SavedModel.
+AGREEMENT_WINDOWS = 200
+
+
+def tflite_name(quantization: str) -> str:
+    """A TFLite file's model name in metrics.json and the report."""
+    return f"tflite_{quantization}"
+
+
+def tflite_relative_path(quantization: str) -> str:
+    """Where a TFLite file lies under the evaluation's URI."""
+    return f"{TFLITE_DIR}/{quantization}/{TFLITE_FILE}"
+
+
+def _record_files(artifact: types.Artifact, split: str) -> list[str]:
+    """The TFRecord files of one split of an Examples artifact."""
+    splits = artifact_utils.decode_split_names(artifact.split_names)
+    if split not in splits:
+        raise ValueError(f"{artifact.uri!r} has no split {split!r}; it has {splits}")
+    files = sorted(tf.io.gfile.glob(
+        os.path.join(artifact_utils.get_split_uri([artifact], split), "*")))
+    if not files:
+        raise FileNotFoundError(f"No records in split {split!r} of {artifact.uri!r}")
+    return files
+
+
+def _records(files: Sequence[str]):
+    """(file, record number, serialized record) of TFRecord files (gzip when named .gz)."""
+    for path in files:
+        compression = "GZIP" if path.endswith(".gz") else ""
+        for number, record in enumerate(tf.data.TFRecordDataset(path, compression)):
+            yield path, number, record.numpy()
+
+
+def read_questions(
+    examples: types.Artifact, split: str, limit: int = 0
+) -> list[squad.SquadExample]:
+    """The split's questions (the first `limit` if > 0); names the file and record if bad."""
+    questions = []
+    for path, number, record in _records(_record_files(examples, split)):
+        try:
+            questions.append(squad.from_tf_example(record))
+        except (IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
+            raise ValueError(
+                f"{path}: record {number} is not a question tf.Example of "
+                f"components.qa.squad ({type(e).__name__}: {e})"
+            ) from e
+        if limit and len(questions) >= limit:
+            break
+    if not questions:
+        raise ValueError(f"The {split!r} split of {examples.uri!r} has no questions")
+    return questions
+
+
+def sample_windows(
+    transformed: types.Artifact, split: str, seq_len: int, n: int = REPRESENTATIVE_WINDOWS
+) -> dict[str, np.ndarray]:
+    """A seeded uniform sample of `n` windows of the split (arrays `[n, seq_len]`)."""
+    rng = random.Random(0)
+    sample: list[dict[str, list[int]]] = []
+    seen = 0
+    for path, number, record in _records(_record_files(transformed, split)):
+        features = tf.train.Example.FromString(record).features.feature
+        window = {}
+        for name in tflite.WINDOW_INPUTS:
+            values = list(features[name].int64_list.value)
+            if len(values) != seq_len:
+                raise ValueError(
+                    f"{path}: window record {number} has {len(values)} {name} values; the "
+                    f"spec's seq_len is {seq_len}"
+                )
+            window[name] = values
+        seen += 1
+        if len(sample) < n:
+            sample.append(window)
+        else:
+            slot = rng.randrange(seen)
+            if slot < n:
+                sample[slot] = window
+    logging.info("Drew %d of %d %s windows to calibrate int8", len(sample), seen, split)
+    return {name: np.array([w[name] for w in sample], np.int32) for name in tflite.WINDOW_INPUTS}
+
+
+def _headline(official: Mapping[str, Any]) -> dict[str, Any]:
+    """EM/F1 under one pair of names (v1.1 says 'exact_match', v2.0 'exact')."""
+    em = official["exact_match"] if "exact_match" in official else official["exact"]
+    return {"exact_match": float(em), "f1": float(official["f1"]), "official": dict(official)}
+
+
+def _per_question_f1(
+    examples: Sequence[squad.SquadExample], predictions: Mapping[str, str]
+) -> dict[str, float]:
+    """Each question's F1 (0..1), the max over its gold answers ('' when unanswerable)."""
+    return {
+        e.id: max(metrics.f1_v2(predictions.get(e.id, ""), gold)
+                  for gold in (e.answer_texts or ("",)))
+        for e in examples
+    }
+
+
+class _Scorer:
+    """Answers and scores one set of questions with any number of predictors."""
+
+    def __init__(self, examples, spec, vocab_path, version_2, null_threshold):
+        self.examples = examples
+        self.spec = spec
+        self.vocab_path = vocab_path
+        self.version_2 = version_2
+        self.null_threshold = null_threshold
+        self._makers: dict[int, windows.WindowMaker] = {}
+
+    def maker(self, seq_len: int | None) -> windows.WindowMaker:
+        seq_len = seq_len or self.spec.seq_len
+        if seq_len not in self._makers:
+            config = windows.WindowConfig.from_spec(self.spec)
+            if seq_len != config.seq_len:
+                logging.info("This model takes seq_len=%d (spec: %d)", seq_len, config.seq_len)
+                config = windows.WindowConfig(seq_len, config.query_len, config.doc_stride,
+                                              config.do_lower_case)
+            self._makers[seq_len] = windows.WindowMaker(self.vocab_path, config)
+        return self._makers[seq_len]
+
+    def score(self, predictor: inference.Predictor, name: str):
+        logging.info("Scoring %s (%s) on %d questions", name, predictor.path,
+                     len(self.examples))
+        answers = answering.answer_questions(
+            predictor, self.examples, self.maker(predictor.seq_len),
+            batch_size=self.spec.predict_batch_size,
+            version_2_with_negative=self.version_2,
+            null_score_diff_threshold=self.null_threshold,
+        )
+        official = metrics.evaluate_examples(
+            self.examples, answers.predictions,
+            na_probs=answers.null_odds if self.version_2 else None, version_2=self.version_2,
+        )
+        result = _headline(official)
+        logging.info("%s: EM %.2f, F1 %.2f", name, result["exact_match"], result["f1"])
+        return result, answers
+
+    def agreement_windows(self) -> dict[str, np.ndarray]:
+        """Up to `AGREEMENT_WINDOWS` eval windows, in question order."""
+        chosen = []
+        maker = self.maker(None)
+        for example in self.examples:
+            chosen.extend(maker.make_windows(example, training=False))
+            if len(chosen) >= AGREEMENT_WINDOWS:
+                break
+        chosen = chosen[:AGREEMENT_WINDOWS]
+        return {name: np.array([getattr(w, name) for w in chosen], np.int32)
+                for name in tflite.WINDOW_INPUTS}
+
+
+def decide_blessing(
+    candidate: Mapping[str, float],
+    tflite_results: Mapping[str, Mapping[str, float]],
+    baseline: Mapping[str, float] | None,
+    min_exact_match: float,
+    min_f1: float,
+    max_regression: float,
+) -> tuple[bool, list[str]]:
+    """(blessed, reasons): the rules of the module docstring, each check explained."""
+    reasons = []
+    ok = True
+    checks = [("SavedModel", candidate)] + list(tflite_results.items())
+    for name, result in checks:
+        for key, label, minimum in (("exact_match", "EM", min_exact_match),
+                                    ("f1", "F1", min_f1)):
+            passed = result[key] >= minimum
+            ok &= passed
+            reasons.append(f"{name} {label} {result[key]:.2f} "
+                           f"{'>=' if passed else '<'} min {minimum:.2f}")
+    if baseline is None:
+        reasons.append("no baseline model: no regression check")
+    else:
+        for key, label in (("exact_match", "EM"), ("f1", "F1")):
+            drop = baseline[key] - candidate[key]
+            passed = drop <= max_regression
+            ok &= passed
+            reasons.append(
+                f"SavedModel {label} {candidate[key]:.2f} vs baseline {baseline[key]:.2f}: "
+                f"{'within' if passed else 'more than'} max_regression {max_regression:.2f} "
+                "points below"
+            )
+    return bool(ok), reasons
+
+
+def _write_json(path: str, value: Any) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(value, f, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _serving_dir(model: types.Artifact) -> str:
+    return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+
+
+class Executor(base_executor.BaseExecutor):
+    """Scores the candidate (SavedModel + TFLite) and the baseline; writes and blesses."""
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
+        split = exec_properties.get(EVAL_SPLIT_KEY) or "eval"
+        quantizations = json.loads(exec_properties.get(QUANTIZATIONS_KEY) or '["dynamic"]')
+        model = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_KEY])
+        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+        transformed = input_dict.get(standard_component_specs.TRANSFORMED_EXAMPLES_KEY) or []
+        evaluation = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EVALUATION_KEY])
+        blessing = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.BLESSING_KEY])
+        if "int8" in quantizations and not transformed:
+            raise ValueError("quantizations has 'int8' but no transformed_examples were given "
+                             "to draw its representative training windows from")
+
+        examples = read_questions(
+            artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
+            split, int(exec_properties.get(MAX_EVAL_EXAMPLES_KEY) or 0),
+        )
+        version_2 = exec_properties.get(VERSION_2_KEY)
+        if version_2 is None:
+            version_2 = any(e.is_impossible for e in examples)
+        logging.info("Evaluating on %d questions of split %r (SQuAD %s)", len(examples), split,
+                     "2.0" if version_2 else "1.1")
+
+        saved_model_dir = _serving_dir(model)
+        candidate = inference.load_predictor(saved_model_dir)
+        vocab_path = candidate.vocab_path or encoders.module_vocab_path(spec.uri)
+        scorer = _Scorer(examples, spec, vocab_path, bool(version_2),
+                         float(exec_properties.get(NULL_SCORE_DIFF_THRESHOLD_KEY) or 0.0))
+        models: dict[str, dict[str, Any]] = {}
+        models[SAVED_MODEL_NAME], answers = scorer.score(candidate, "SavedModel")
+        f1_by_model = {SAVED_MODEL_NAME: _per_question_f1(examples, answers.predictions)}
+        self._write_answers(evaluation.uri, answers, bool(version_2))
+
+        representative = None
+        if "int8" in quantizations:
+            representative = sample_windows(
+                artifact_utils.get_single_instance(transformed), "train", spec.seq_len)
+        agreement_windows = scorer.agreement_windows()
+        for quantization in quantizations:
+            path = os.path.join(evaluation.uri, tflite_relative_path(quantization))
+            tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
+                                 representative)
+            name = tflite_name(quantization)
+            result, lite_answers = scorer.score(inference.load_predictor(path), name)
+            result["path"] = tflite_relative_path(quantization)
+            result["size_bytes"] = int(tf.io.gfile.stat(path).length)
+            result["agreement"] = tflite.compare_with_saved_model(
+                saved_model_dir, path, agreement_windows)
+            logging.info("%s vs SavedModel: %s", name, result["agreement"])
+            models[name] = result
+            f1_by_model[name] = _per_question_f1(examples, lite_answers.predictions)
+
+        baseline_result = None
+        if baseline:
+            baseline_model = artifact_utils.get_single_instance(baseline)
+            baseline_result, baseline_answers = scorer.score(
+                inference.load_predictor(_serving_dir(baseline_model)), "baseline")
+            baseline_result["model_uri"] = baseline_model.uri
+            f1_by_model["baseline"] = _per_question_f1(examples, baseline_answers.predictions)
+
+        thresholds = {
+            MIN_EXACT_MATCH_KEY: float(exec_properties.get(MIN_EXACT_MATCH_KEY) or 0.0),
+            MIN_F1_KEY: float(exec_properties.get(MIN_F1_KEY) or 0.0),
+            MAX_REGRESSION_KEY: float(exec_properties.get(MAX_REGRESSION_KEY) or 0.0),
+        }
+        blessed, reasons = decide_blessing(
+            models[SAVED_MODEL_NAME],
+            {n: m for n, m in models.items() if n != SAVED_MODEL_NAME},
+            baseline_result, thresholds[MIN_EXACT_MATCH_KEY], thresholds[MIN_F1_KEY],
+            thresholds[MAX_REGRESSION_KEY],
+        )
+        summary = {
+            "eval_split": split,
+            "num_questions": len(examples),
+            "version_2_with_negative": bool(version_2),
+            "quantizations": quantizations,
+            "exact_match": models[SAVED_MODEL_NAME]["exact_match"],
+            "f1": models[SAVED_MODEL_NAME]["f1"],
+            "models": models,
+            "baseline": baseline_result,
+            "blessing": {"blessed": blessed, "reasons": reasons, **thresholds},
+        }
+        _write_json(os.path.join(evaluation.uri, METRICS_FILE), summary)
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, REPORT_FILE), "w") as f:
+            f.write(report.render_report(summary, examples, f1_by_model))
+        self._bless(blessing, model, baseline, blessed, reasons)
+        logging.info("%s: %s; wrote %s", "BLESSED" if blessed else "NOT BLESSED",
+                     "; ".join(reasons), evaluation.uri)
+
+    @staticmethod
+    def _write_answers(uri: str, answers, version_2: bool) -> None:
+        tf.io.gfile.makedirs(uri)
+        _write_json(os.path.join(uri, "predictions.json"), answers.predictions)
+        _write_json(os.path.join(uri, "nbest_predictions.json"), answers.nbest)
+        if version_2:
+            _write_json(os.path.join(uri, "null_odds.json"), answers.null_odds)
+
+    @staticmethod
+    def _bless(blessing: types.Artifact, model: types.Artifact,
+               baseline: list[types.Artifact], blessed: bool, reasons: list[str]) -> None:
+        """As TFX's Evaluator: a BLESSED/NOT_BLESSED file and the custom properties."""
+        tf.io.gfile.makedirs(blessing.uri)
+        file_name = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, file_name), "w") as f:
+            f.write("\n".join(reasons) + "\n")
+        blessing.set_int_custom_property(
+            constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+            constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+        blessing.set_int_custom_property(
+            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        blessing.set_string_custom_property(
+            constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, "; ".join(reasons))
+        if baseline:
+            blessing.set_string_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline[0].uri)
+            blessing.set_int_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline[0].id)

@@ -1,0 +1,202 @@
+"""One way to run a QA model: a SavedModel or a .tflite file behind the same `Predictor`.
+
+`load_predictor(path)` returns a `Predictor` whose `predict(input_ids, input_mask,
+segment_ids)` takes int32 `[batch, seq_len]` arrays and returns float32
+`(start_logits, end_logits)`, each `[batch, seq_len]`.
+
+- A SavedModel directory is run through its `serving_default` signature (the Trainer's
+  contract: inputs `spec.SERVING_INPUTS`, outputs `spec.SERVING_OUTPUTS`); its vocab is
+  `assets/vocab.txt` when present.
+- A `.tflite` file is run with `tf.lite.Interpreter` one window at a time (batch 1, as
+  exported); its tensors are found by their metadata names (`ids`, `mask`, `segment_ids`,
+  `start_logits`, `end_logits`) or, without metadata, by its `serving_default` signature;
+  the vocab packed in its metadata is extracted to a temporary file.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from components.qa import spec as spec_lib
+
+# Metadata names of the TFLite tensors (the Task Library's names), by serving name.
+TFLITE_INPUT_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask",
+                               "segment_ids": "segment_ids"}
+TFLITE_OUTPUT_METADATA_NAMES = ("start_logits", "end_logits")
+VOCAB_FILE_NAME = "vocab.txt"
+
+
+class Predictor(abc.ABC):
+    """Runs a QA model on windows: int32 `[B, L]` ids, mask, segment ids → two logits."""
+
+    def __init__(self, path: str, seq_len: int | None, vocab_path: str | None):
+        self.path = path
+        self.seq_len = seq_len
+        self.vocab_path = vocab_path
+
+    def predict(
+        self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 `(start_logits, end_logits)`, each `[B, L]`, for int32 `[B, L]` inputs."""
+        arrays = [np.asarray(a) for a in (input_ids, input_mask, segment_ids)]
+        for name, array in zip(spec_lib.SERVING_INPUTS, arrays, strict=True):
+            if array.ndim != 2:
+                raise ValueError(f"{name} must be [batch, seq_len]; got shape {array.shape}")
+            if array.shape != arrays[0].shape:
+                raise ValueError(
+                    f"{name} has shape {array.shape} but input_ids has {arrays[0].shape}"
+                )
+        if self.seq_len is not None and arrays[0].shape[1] != self.seq_len:
+            raise ValueError(
+                f"The model {self.path!r} takes seq_len={self.seq_len} tokens; "
+                f"got windows of {arrays[0].shape[1]}"
+            )
+        start, end = self._predict(*(a.astype(np.int32) for a in arrays))
+        return np.asarray(start, np.float32), np.asarray(end, np.float32)
+
+    @abc.abstractmethod
+    def _predict(
+        self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's logits for validated int32 inputs."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r}, seq_len={self.seq_len})"
+
+
+class SavedModelPredictor(Predictor):
+    """A SavedModel's `serving_default` signature."""
+
+    def __init__(self, path: str):
+        self._model = tf.saved_model.load(path)
+        if "serving_default" not in self._model.signatures:
+            raise ValueError(
+                f"The SavedModel {path!r} has no serving_default signature "
+                f"(it has {sorted(self._model.signatures)})"
+            )
+        self._fn = self._model.signatures["serving_default"]
+        inputs = self._fn.structured_input_signature[1]
+        missing = set(spec_lib.SERVING_INPUTS) - set(inputs)
+        outputs = set(self._fn.structured_outputs)
+        missing_out = set(spec_lib.SERVING_OUTPUTS) - outputs
+        if missing or missing_out:
+            raise ValueError(
+                f"The SavedModel {path!r} serving_default signature must take "
+                f"{list(spec_lib.SERVING_INPUTS)} and return {list(spec_lib.SERVING_OUTPUTS)}; "
+                f"it takes {sorted(inputs)} and returns {sorted(outputs)}"
+            )
+        seq_len = inputs["input_ids"].shape[1] if inputs["input_ids"].shape.rank == 2 else None
+        vocab = os.path.join(path, "assets", VOCAB_FILE_NAME)
+        super().__init__(path, seq_len, vocab if tf.io.gfile.exists(vocab) else None)
+
+    def _predict(self, input_ids, input_mask, segment_ids):
+        out = self._fn(
+            input_ids=tf.constant(input_ids),
+            input_mask=tf.constant(input_mask),
+            segment_ids=tf.constant(segment_ids),
+        )
+        return out["start_logits"].numpy(), out["end_logits"].numpy()
+
+
+class TFLitePredictor(Predictor):
+    """A .tflite file run by `tf.lite.Interpreter`, one window at a time."""
+
+    def __init__(self, path: str):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            model_buffer = f.read()
+        self._interpreter = tf.lite.Interpreter(model_content=model_buffer)
+        self._interpreter.allocate_tensors()
+        metadata = read_tflite_metadata(model_buffer)
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if metadata is not None:
+            graph = metadata["subgraph_metadata"][0]
+            in_names = [t["name"] for t in graph["input_tensor_metadata"]]
+            out_names = [t["name"] for t in graph["output_tensor_metadata"]]
+            by_in = {name: d["index"] for name, d in zip(in_names, inputs, strict=True)}
+            by_out = {name: d["index"] for name, d in zip(out_names, outputs, strict=True)}
+            wanted_in = list(TFLITE_INPUT_METADATA_NAMES.values())
+            wanted_out = list(TFLITE_OUTPUT_METADATA_NAMES)
+        else:
+            signature = self._interpreter.get_signature_list().get("serving_default")
+            if signature is None:
+                raise ValueError(
+                    f"The TFLite model {path!r} has neither metadata nor a serving_default "
+                    "signature: cannot tell its inputs apart"
+                )
+            runner = self._interpreter.get_signature_runner("serving_default")
+            by_in = {k: v["index"] for k, v in runner.get_input_details().items()}
+            by_out = {k: v["index"] for k, v in runner.get_output_details().items()}
+            wanted_in = list(spec_lib.SERVING_INPUTS)
+            wanted_out = list(spec_lib.SERVING_OUTPUTS)
+        missing = [n for n in wanted_in if n not in by_in] + [
+            n for n in wanted_out if n not in by_out
+        ]
+        if missing:
+            raise ValueError(
+                f"The TFLite model {path!r} lacks tensors {missing}; it has inputs "
+                f"{sorted(by_in)} and outputs {sorted(by_out)}"
+            )
+        self._input_indices = [by_in[n] for n in wanted_in]
+        self._output_indices = [by_out[n] for n in wanted_out]
+        shape = next(d["shape"] for d in inputs if d["index"] == self._input_indices[0])
+        vocab_path = None
+        if metadata is not None:
+            vocab_path = _extract_packed_file(model_buffer, VOCAB_FILE_NAME)
+        super().__init__(path, int(shape[1]), vocab_path)
+
+    def _predict(self, input_ids, input_mask, segment_ids):
+        batch = input_ids.shape[0]
+        start = np.zeros(input_ids.shape, np.float32)
+        end = np.zeros(input_ids.shape, np.float32)
+        for i in range(batch):
+            windows = (input_ids, input_mask, segment_ids)
+            for index, array in zip(self._input_indices, windows, strict=True):
+                self._interpreter.set_tensor(index, array[i : i + 1])
+            self._interpreter.invoke()
+            start[i] = self._interpreter.get_tensor(self._output_indices[0])[0]
+            end[i] = self._interpreter.get_tensor(self._output_indices[1])[0]
+        return start, end
+
+
+def read_tflite_metadata(model_buffer: bytes) -> dict | None:
+    """The TFLite metadata as a dict (the JSON form), or None if the model has none."""
+    from tensorflow_lite_support.metadata.python import metadata
+
+    try:
+        displayer = metadata.MetadataDisplayer.with_model_buffer(model_buffer)
+    except ValueError:  # "The model does not have metadata."
+        return None
+    return json.loads(displayer.get_metadata_json())
+
+
+def _extract_packed_file(model_buffer: bytes, name: str) -> str | None:
+    """Writes a file packed in the TFLite metadata to a temporary dir; None if absent."""
+    from tensorflow_lite_support.metadata.python import metadata
+
+    displayer = metadata.MetadataDisplayer.with_model_buffer(model_buffer)
+    if name not in displayer.get_packed_associated_file_list():
+        return None
+    path = os.path.join(tempfile.mkdtemp(prefix="mbqa_tflite_"), name)
+    with open(path, "wb") as f:
+        f.write(displayer.get_associated_file_buffer(name))
+    return path
+
+
+def load_predictor(path: str) -> Predictor:
+    """A `Predictor` for a SavedModel directory or a `.tflite` file."""
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"No model at {path!r} (expected a SavedModel dir or .tflite)")
+    if tf.io.gfile.isdir(path):
+        if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+            raise ValueError(f"{path!r} is a directory but not a SavedModel (no saved_model.pb)")
+        return SavedModelPredictor(path)
+    if path.endswith(".tflite"):
+        return TFLitePredictor(path)
+    raise ValueError(f"{path!r} is neither a SavedModel directory nor a .tflite file")

@@ -1,0 +1,332 @@
+"""Reading and validating SQuAD v1.1 / v2.0 JSON files into `SquadExample`s.
+
+A file is read whole through `tf.io.gfile` (local paths, gs://, ...); gzip-compressed
+files are recognised by their magic bytes and decompressed transparently, and a UTF-8
+byte-order mark is accepted. Offsets (`answer_start`) count Unicode code points, as
+Python's `str` does.
+
+Two kinds of problems:
+- a whole-file problem (unreadable, empty, not JSON, not SQuAD's layout) raises
+  `SquadFileError` naming the file and, where it applies, the JSON location;
+- a problem with one question (missing or wrongly typed field, empty text, an
+  `answer_start` that does not point at the answer text, text that is not valid
+  Unicode, a repeated id) gives an `InvalidRecord` naming the file, the question id
+  and the field. `read_squad_examples` raises it as `InvalidQuestionError` or, with
+  `skip_invalid=True`, returns it next to the valid questions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from components.qa.squad import SquadExample
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class SquadFileError(ValueError):
+    """A whole SQuAD file cannot be read; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidRecord:
+    """Why one question of a SQuAD file is not valid.
+
+    Attributes:
+      file: the file's path, as given.
+      question_id: the question's `id` ('' when the question has no usable id).
+      location: where the question is in the JSON, e.g. 'data[0].paragraphs[3].qas[1]'.
+      field: the offending field, relative to the question, e.g. 'answers[0].answer_start'.
+      reason: what is wrong with it.
+    """
+
+    file: str
+    question_id: str
+    location: str
+    field: str
+    reason: str
+
+    def message(self) -> str:
+        """One line naming the file, the question (id, or location) and the field."""
+        question = self.question_id or f"at {self.location}"
+        return f"{self.file}: question {question}: field {self.field!r} {self.reason}"
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+class InvalidQuestionError(ValueError):
+    """A question is not valid (raised, with `InvalidRecord.message()`, when invalid
+    questions are not skipped)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedQuestion:
+    """One question of a file, in file order: an example, or why it is invalid."""
+
+    file: str
+    index: int
+    location: str
+    example: SquadExample | None = None
+    invalid: InvalidRecord | None = None
+
+
+def read_json(path: str) -> tuple[Any, bool]:
+    """Loads a SQuAD file's JSON (gzip and BOM handled).
+
+    Returns the decoded JSON and whether the bytes were valid UTF-8; when they are not,
+    the undecodable bytes are kept as lone surrogates ('surrogateescape') so that the
+    questions holding them can be named.
+
+    Raises:
+      SquadFileError: the file cannot be read, is empty, or is not JSON.
+    """
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
+    except (tf.errors.OpError, OSError) as e:
+        raise SquadFileError(f"{path}: cannot be read: {e}") from e
+    if raw.startswith(_GZIP_MAGIC):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise SquadFileError(f"{path}: is not a valid gzip file: {e}") from e
+    try:
+        text, is_utf8 = raw.decode("utf-8-sig"), True
+    except UnicodeDecodeError:
+        text, is_utf8 = raw.decode("utf-8-sig", errors="surrogateescape"), False
+    if not text.strip():
+        raise SquadFileError(f"{path}: is empty; expected SQuAD JSON")
+    try:
+        return json.loads(text), is_utf8
+    except json.JSONDecodeError as e:
+        raise SquadFileError(
+            f"{path}: is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from e
+
+
+def parse_squad_file(path: str) -> Iterator[ParsedQuestion]:
+    """Every question of one SQuAD file, in file order, valid or not.
+
+    Raises:
+      SquadFileError: a whole-file problem (see the module docstring), including bytes
+        that are not UTF-8 outside any question's text.
+    """
+    data, is_utf8 = read_json(path)
+    articles = _get_list(path, data, "data", "")
+    index = 0
+    non_utf8_found = False
+    for a, article in enumerate(articles):
+        article_loc = f"data[{a}]"
+        _require_object(path, article, article_loc)
+        for p, paragraph in enumerate(_get_list(path, article, "paragraphs", article_loc)):
+            paragraph_loc = f"{article_loc}.paragraphs[{p}]"
+            _require_object(path, paragraph, paragraph_loc)
+            for q, qa in enumerate(_get_list(path, paragraph, "qas", paragraph_loc)):
+                location = f"{paragraph_loc}.qas[{q}]"
+                _require_object(path, qa, location)
+                parsed = _parse_question(path, index, location, article, paragraph, qa)
+                non_utf8_found |= bool(parsed.invalid and _NOT_UNICODE in parsed.invalid.reason)
+                yield parsed
+                index += 1
+    if not is_utf8 and not non_utf8_found:
+        raise SquadFileError(f"{path}: is not valid UTF-8 (outside the questions' text)")
+
+
+def read_squad_examples(
+    paths: str | Sequence[str], skip_invalid: bool = False
+) -> tuple[list[SquadExample], list[InvalidRecord]]:
+    """Reads SQuAD files into examples, in file order, checking ids are unique across them.
+
+    Args:
+      paths: one path or several (gzip-compressed files are read transparently).
+      skip_invalid: if False, the first invalid question raises `InvalidQuestionError`;
+        if True, invalid questions are returned in the second list instead.
+
+    Returns:
+      (examples, invalid records); every question read is in exactly one of them.
+    """
+    examples: list[SquadExample] = []
+    invalid: list[InvalidRecord] = []
+    seen: dict[str, ParsedQuestion] = {}
+    for path in [paths] if isinstance(paths, str) else paths:
+        for parsed in parse_squad_file(path):
+            record = parsed.invalid
+            if record is None:
+                first = seen.setdefault(parsed.example.id, parsed)
+                if first is not parsed:
+                    record = duplicate_record(parsed, first)
+            if record is None:
+                examples.append(parsed.example)
+            elif skip_invalid:
+                invalid.append(record)
+            else:
+                raise InvalidQuestionError(record.message())
+    return examples, invalid
+
+
+def first_and_duplicates(
+    occurrences: Iterable[ParsedQuestion],
+) -> tuple[ParsedQuestion, list[InvalidRecord]]:
+    """Of valid questions sharing an id: the first (by file, then position) and the rest
+    as invalid records."""
+    first, *rest = sorted(occurrences, key=lambda o: (o.file, o.index))
+    return first, [duplicate_record(o, first) for o in rest]
+
+
+def duplicate_record(duplicate: ParsedQuestion, first: ParsedQuestion) -> InvalidRecord:
+    """The invalid record of a question whose id an earlier question already has."""
+    where = first.location if first.file == duplicate.file else f"{first.location} of {first.file}"
+    return InvalidRecord(
+        duplicate.file, duplicate.example.id, duplicate.location, "id",
+        f"= {duplicate.example.id!r} at {duplicate.location} repeats the id of the question "
+        f"at {where}",
+    )
+
+
+_NOT_UNICODE = "is not valid Unicode"
+
+
+class _Invalid(Exception):
+    """Internal: one field of a question is invalid."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _parse_question(
+    path: str, index: int, location: str, article: dict, paragraph: dict, qa: dict
+) -> ParsedQuestion:
+    question_id = qa.get("id") if isinstance(qa.get("id"), str) else ""
+    try:
+        example = _to_example(article, paragraph, qa)
+    except _Invalid as e:
+        record = InvalidRecord(path, _printable(question_id), location, e.field, e.reason)
+        return ParsedQuestion(path, index, location, invalid=record)
+    return ParsedQuestion(path, index, location, example=example)
+
+
+def _to_example(article: dict, paragraph: dict, qa: dict) -> SquadExample:
+    question_id = _text(qa, "id")
+    title = _text(article, "title", allow_empty=True)
+    context = _text(paragraph, "context")
+    question = _text(qa, "question")
+    is_impossible = qa.get("is_impossible", False)
+    if not isinstance(is_impossible, bool):
+        raise _Invalid("is_impossible", f"= {is_impossible!r} must be true or false")
+    answers = _answers(qa, "answers", context)
+    plausible = _answers(qa, "plausible_answers", context) if "plausible_answers" in qa else []
+    if is_impossible and answers:
+        raise _Invalid("answers", f"has {len(answers)} answer(s) but is_impossible is true")
+    if not is_impossible and not answers:
+        raise _Invalid("answers", "is empty but is_impossible is not true")
+    return SquadExample(
+        id=question_id,
+        title=title,
+        context=context,
+        question=question,
+        answer_texts=tuple(t for t, _ in answers),
+        answer_starts=tuple(s for _, s in answers),
+        is_impossible=is_impossible,
+        plausible_answer_texts=tuple(t for t, _ in plausible),
+        plausible_answer_starts=tuple(s for _, s in plausible),
+    )
+
+
+def _answers(qa: dict, key: str, context: str) -> list[tuple[str, int]]:
+    if key not in qa:
+        raise _Invalid(key, "is missing")
+    answers = qa[key]
+    if not isinstance(answers, list):
+        raise _Invalid(key, f"must be a list, not {_json_type(answers)}")
+    result = []
+    for i, answer in enumerate(answers):
+        field = f"{key}[{i}]"
+        if not isinstance(answer, dict):
+            raise _Invalid(field, f"must be an object, not {_json_type(answer)}")
+        text = _text(answer, "text", field_prefix=f"{field}.")
+        start = answer.get("answer_start")
+        start_field = f"{field}.answer_start"
+        if "answer_start" not in answer:
+            raise _Invalid(start_field, "is missing")
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise _Invalid(start_field, f"= {start!r} must be an integer")
+        if start < 0 or start + len(text) > len(context):
+            raise _Invalid(
+                start_field,
+                f"= {start} is out of range for a context of {len(context)} characters "
+                f"(answer of {len(text)} characters)",
+            )
+        found = context[start:start + len(text)]
+        if found != text:
+            raise _Invalid(
+                start_field,
+                f"= {start} does not point at the answer text {_clip(text)!r}: the context "
+                f"has {_clip(found)!r} there",
+            )
+        result.append((text, start))
+    return result
+
+
+def _text(obj: dict, key: str, allow_empty: bool = False, field_prefix: str = "") -> str:
+    field = field_prefix + key
+    if key not in obj:
+        raise _Invalid(field, "is missing")
+    value = obj[key]
+    if not isinstance(value, str):
+        raise _Invalid(field, f"must be a string, not {_json_type(value)}")
+    if not allow_empty and not value.strip():
+        raise _Invalid(field, "is empty")
+    bad = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        raise _Invalid(
+            field,
+            f"{_NOT_UNICODE} text: character {bad} is a byte that is not UTF-8 or a lone "
+            f"surrogate, in {ascii(value[max(bad - 20, 0):bad + 20])}",
+        )
+    return value
+
+
+def _get_list(path: str, obj: dict, key: str, location: str) -> list:
+    where = f"{location}.{key}" if location else key
+    if not isinstance(obj, dict) or key not in obj:
+        raise SquadFileError(
+            f"{path}: is not a SQuAD file: {where!r} is missing"
+            + ("" if location else " (expected a JSON object with a 'data' list of articles)")
+        )
+    if not isinstance(obj[key], list):
+        raise SquadFileError(
+            f"{path}: is not a SQuAD file: {where!r} must be a list, not {_json_type(obj[key])}"
+        )
+    return obj[key]
+
+
+def _require_object(path: str, value: Any, location: str) -> None:
+    if not isinstance(value, dict):
+        raise SquadFileError(
+            f"{path}: is not a SQuAD file: {location!r} must be an object, "
+            f"not {_json_type(value)}"
+        )
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")

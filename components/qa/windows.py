@@ -1,0 +1,341 @@
+"""Sliding windows over a passage: BERT's classic SQuAD preprocessing (run_squad.py).
+
+This is `read_squad_examples` + `convert_examples_to_features` of BERT's `run_squad.py`,
+which Model Maker's `MobileBertQaSpec` uses: the passage is split into whitespace-separated
+words, each word is WordPiece-tokenized on its own, and the passage tokens are cut into
+windows `[CLS] query [SEP] span [SEP]` (query truncated to `query_len` tokens, spans of
+`seq_len - len(query) - 3` tokens starting every `doc_stride` tokens), zero-padded to
+`seq_len`. In training mode each window gets the answer's token positions (after
+`_improve_answer_span`), or (0, 0) when the answer is not wholly inside the window or the
+question is unanswerable. Every passage token records its word (`token_to_orig_map`) and
+whether this window gives it the most context (`token_is_max_context`).
+
+Training uses a question's first answer. Where that answer's text cannot be found in the
+passage's words, BERT skips the question ("Could not find answer"); `make_windows` raises
+`AnswerNotFoundError` for it, which callers count and report.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import functools
+import re
+
+from components.qa.squad import SquadExample
+from components.qa.tokenization import CLS, SEP, WordPieceTokenizer
+
+# run_squad.py's whitespace for splitting the passage into words.
+_DOC_WORD = re.compile("[^ \t\r\n\u202f]+")
+# Passages whose tokenization is kept (questions about one passage usually come together).
+_PASSAGE_CACHE_SIZE = 16
+
+# tf.Example feature names of a window (docs/architecture.md, "Windows").
+EXAMPLE_ID = "example_id"
+WINDOW_INDEX = "window_index"
+INPUT_IDS = "input_ids"
+INPUT_MASK = "input_mask"
+SEGMENT_IDS = "segment_ids"
+START_POSITIONS = "start_positions"
+END_POSITIONS = "end_positions"
+TOKEN_TO_ORIG_MAP = "token_to_orig_map"
+TOKEN_IS_MAX_CONTEXT = "token_is_max_context"
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    """How passages are cut into windows (the spec's `seq_len`, `query_len`, `doc_stride`,
+    `do_lower_case`)."""
+
+    seq_len: int = 384
+    query_len: int = 64
+    doc_stride: int = 128
+    do_lower_case: bool = True
+
+    def __post_init__(self):
+        for name in ("seq_len", "query_len", "doc_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"WindowConfig.{name}={value!r} must be a positive integer")
+        if self.query_len + 3 >= self.seq_len:
+            raise ValueError(
+                f"WindowConfig: query_len + 3 ({self.query_len + 3}) must be < seq_len "
+                f"({self.seq_len}): no room is left for the passage"
+            )
+
+    @classmethod
+    def from_spec(cls, spec) -> WindowConfig:
+        """The window settings of a `components.qa.spec` spec."""
+        return cls(spec.seq_len, spec.query_len, spec.doc_stride, spec.do_lower_case)
+
+
+@dataclasses.dataclass
+class Window:
+    """One model input: a question with one span of its passage.
+
+    `input_ids`, `input_mask`, `segment_ids` have `seq_len` entries; `tokens` has one per
+    real (unpadded) position; `token_to_orig_map` and `token_is_max_context` are keyed by
+    the positions of passage tokens; `token_to_orig_map` gives the index of the token's
+    word in `WindowMaker.doc_words(context)`.
+    """
+
+    example_id: str
+    window_index: int
+    input_ids: list[int]
+    input_mask: list[int]
+    segment_ids: list[int]
+    start_position: int
+    end_position: int
+    tokens: list[str]
+    token_to_orig_map: dict[int, int]
+    token_is_max_context: dict[int, bool]
+
+
+class AnswerNotFoundError(ValueError):
+    """Training mode: the question's answer cannot be located in the passage's words
+    (BERT skips such questions). `example_id` names the question."""
+
+    def __init__(self, example_id: str, reason: str):
+        super().__init__(f"Question {example_id!r}: {reason}")
+        self.example_id = example_id
+
+
+@dataclasses.dataclass(frozen=True)
+class _Passage:
+    words: list[str]
+    word_starts: list[int]
+    tokens: list[str]
+    ids: list[int]
+    token_words: list[int]
+
+
+class WindowMaker:
+    """Cuts questions into windows with a WordPiece vocab.
+
+    Args:
+      vocab_path: the encoder's WordPiece vocab (`encoders.module_vocab_path(spec.uri)`).
+      config: the window settings (default: `WindowConfig()`).
+    """
+
+    def __init__(self, vocab_path: str, config: WindowConfig | None = None):
+        self.config = config = config or WindowConfig()
+        self.tokenizer = WordPieceTokenizer(vocab_path, config.do_lower_case)
+        self._cls_id = self.tokenizer.vocab[CLS]
+        self._sep_id = self.tokenizer.vocab[SEP]
+        self._passages: collections.OrderedDict[str, _Passage] = collections.OrderedDict()
+
+    def doc_words(self, context: str) -> list[str]:
+        """The passage's whitespace-separated words, which `token_to_orig_map` indexes."""
+        return _DOC_WORD.findall(context)
+
+    def make_windows(self, example: SquadExample, training: bool) -> list[Window]:
+        """The windows of one question, in passage order (none for a passage without tokens).
+
+        Args:
+          example: the question.
+          training: set the answer positions from the first answer (unanswerable
+            questions and windows without the whole answer get (0, 0)); otherwise
+            every window gets (0, 0).
+
+        Raises:
+          AnswerNotFoundError: in training mode, the first answer's text is not found in
+            the passage's words where `answer_starts` points (or points outside it).
+        """
+        cfg = self.config
+        passage = self._passage(example.context)
+        query_tokens, query_ids = self.tokenizer.encode(example.question)
+        query_tokens = query_tokens[: cfg.query_len]
+        query_ids = query_ids[: cfg.query_len]
+        answer = self._answer_tokens(example, passage) if training else None
+
+        offset = len(query_tokens) + 2
+        head_tokens = [CLS, *query_tokens, SEP]
+        head_ids = [self._cls_id, *query_ids, self._sep_id]
+        windows = []
+        for index, (start, length, is_max_context) in enumerate(
+            _layout(len(passage.tokens), cfg.seq_len - offset - 1, cfg.doc_stride)
+        ):
+            end = start + length
+            used = offset + length + 1
+            positions = range(offset, offset + length)
+            padding = [0] * (cfg.seq_len - used)
+            start_position = end_position = 0
+            if answer is not None and start <= answer[0] and answer[1] < end:
+                start_position = answer[0] - start + offset
+                end_position = answer[1] - start + offset
+            windows.append(Window(
+                example_id=example.id,
+                window_index=index,
+                input_ids=head_ids + passage.ids[start:end] + [self._sep_id] + padding,
+                input_mask=[1] * used + padding,
+                segment_ids=[0] * offset + [1] * (length + 1) + padding,
+                start_position=start_position,
+                end_position=end_position,
+                tokens=head_tokens + passage.tokens[start:end] + [SEP],
+                token_to_orig_map=dict(
+                    zip(positions, passage.token_words[start:end], strict=True)
+                ),
+                token_is_max_context=dict(zip(positions, is_max_context, strict=True)),
+            ))
+        return windows
+
+    def _passage(self, context: str) -> _Passage:
+        passage = self._passages.get(context)
+        if passage is None:
+            matches = list(_DOC_WORD.finditer(context))
+            words = [m.group() for m in matches]
+            tokens, ids, token_words = self.tokenizer.encode_words(words)
+            passage = _Passage(words, [m.start() for m in matches], tokens, ids, token_words)
+            self._passages[context] = passage
+            if len(self._passages) > _PASSAGE_CACHE_SIZE:
+                self._passages.popitem(last=False)
+        else:
+            self._passages.move_to_end(context)
+        return passage
+
+    def _answer_tokens(self, example: SquadExample, passage: _Passage) -> tuple[int, int] | None:
+        """The answer's first and last passage token, or None if unanswerable."""
+        if example.is_impossible:
+            return None
+        if not example.answer_texts or not example.answer_starts:
+            raise AnswerNotFoundError(example.id, "is answerable but has no answer")
+        text, char_start = example.answer_texts[0], example.answer_starts[0]
+        char_end = char_start + len(text) - 1
+        if not text or char_start < 0 or char_end >= len(example.context):
+            raise AnswerNotFoundError(
+                example.id,
+                f"answer_starts[0]={char_start} with answer text of {len(text)} characters "
+                f"is outside the passage of {len(example.context)} characters",
+            )
+        # run_squad.py's char_to_word_offset: the word holding (or last before) a character.
+        first_word = bisect.bisect_right(passage.word_starts, char_start) - 1
+        last_word = bisect.bisect_right(passage.word_starts, char_end) - 1
+        if first_word < 0:
+            raise AnswerNotFoundError(
+                example.id, f"answer_starts[0]={char_start} is before the passage's first word"
+            )
+        actual = " ".join(passage.words[first_word : last_word + 1])
+        if " ".join(text.split()) not in actual:
+            raise AnswerNotFoundError(
+                example.id,
+                f"could not find the answer {text!r} in the passage words {actual!r} "
+                f"at answer_starts[0]={char_start}",
+            )
+        token_words = passage.token_words
+        first = bisect.bisect_left(token_words, first_word)
+        if last_word < len(passage.words) - 1:
+            last = bisect.bisect_left(token_words, last_word + 1) - 1
+        else:
+            last = len(passage.tokens) - 1
+        return _improve_answer_span(passage.tokens, first, last, self.tokenizer.tokenize(text))
+
+
+def _improve_answer_span(
+    doc_tokens: list[str], first: int, last: int, answer_tokens: list[str]
+) -> tuple[int, int]:
+    """run_squad.py's `_improve_answer_span`: the first sub-span of [first, last] whose
+    tokens are exactly the answer's tokens (e.g. '1895' in '(1895-1943).'), else unchanged."""
+    if answer_tokens:
+        n = len(answer_tokens)
+        for start in range(first, last - n + 2):
+            if doc_tokens[start : start + n] == answer_tokens:
+                return start, start + n - 1
+    return first, last
+
+
+@functools.lru_cache(maxsize=4096)
+def _layout(
+    num_tokens: int, max_span: int, doc_stride: int
+) -> tuple[tuple[int, int, tuple[bool, ...]], ...]:
+    """The windows' passage spans: (start, length, whether each token has its max context).
+
+    Spans of at most `max_span` tokens start every `doc_stride` tokens until the last
+    token is covered. A token has its max context in the span where min(left, right
+    context) + 0.01 * span length is highest, the first such span on ties
+    (run_squad.py's `_check_is_max_context`).
+    """
+    spans = []
+    start = 0
+    while start < num_tokens:
+        length = min(num_tokens - start, max_span)
+        spans.append((start, length))
+        if start + length == num_tokens:
+            break
+        start += min(length, doc_stride)
+    best_span = [-1] * num_tokens
+    best_score = [0.0] * num_tokens
+    for index, (start, length) in enumerate(spans):
+        end = start + length - 1
+        for position in range(start, end + 1):
+            score = min(position - start, end - position) + 0.01 * length
+            if best_span[position] < 0 or score > best_score[position]:
+                best_span[position] = index
+                best_score[position] = score
+    return tuple(
+        (start, length, tuple(best_span[p] == index for p in range(start, start + length)))
+        for index, (start, length) in enumerate(spans)
+    )
+
+
+def window_to_tf_example(window: Window):
+    """A window as a tf.Example (feature names in docs/architecture.md, "Windows")."""
+    import tensorflow as tf
+
+    seq_len = len(window.input_ids)
+    orig = [window.token_to_orig_map.get(i, -1) for i in range(seq_len)]
+    max_context = [int(window.token_is_max_context.get(i, False)) for i in range(seq_len)]
+
+    def ints(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    feature = {
+        EXAMPLE_ID: tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[window.example_id.encode("utf-8")])
+        ),
+        WINDOW_INDEX: ints([window.window_index]),
+        INPUT_IDS: ints(window.input_ids),
+        INPUT_MASK: ints(window.input_mask),
+        SEGMENT_IDS: ints(window.segment_ids),
+        START_POSITIONS: ints([window.start_position]),
+        END_POSITIONS: ints([window.end_position]),
+        TOKEN_TO_ORIG_MAP: ints(orig),
+        TOKEN_IS_MAX_CONTEXT: ints(max_context),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def window_from_tf_example(example, vocab: dict[str, int] | None = None) -> Window:
+    """Decodes `window_to_tf_example`'s output (a tf.Example or its serialized bytes).
+
+    The tokens are not stored: with `vocab` (token -> id) they are rebuilt from the ids,
+    else `tokens` is empty.
+    """
+    import tensorflow as tf
+
+    if isinstance(example, bytes):
+        example = tf.train.Example.FromString(example)
+    f = example.features.feature
+
+    def ints(name: str) -> list[int]:
+        return [int(v) for v in f[name].int64_list.value]
+
+    input_ids, input_mask = ints(INPUT_IDS), ints(INPUT_MASK)
+    tokens = []
+    if vocab is not None:
+        id_to_token = {i: t for t, i in vocab.items()}
+        tokens = [id_to_token[i] for i, m in zip(input_ids, input_mask, strict=True) if m]
+    orig = ints(TOKEN_TO_ORIG_MAP)
+    max_context = ints(TOKEN_IS_MAX_CONTEXT)
+    return Window(
+        example_id=f[EXAMPLE_ID].bytes_list.value[0].decode("utf-8"),
+        window_index=ints(WINDOW_INDEX)[0],
+        input_ids=input_ids,
+        input_mask=input_mask,
+        segment_ids=ints(SEGMENT_IDS),
+        start_position=ints(START_POSITIONS)[0],
+        end_position=ints(END_POSITIONS)[0],
+        tokens=tokens,
+        token_to_orig_map={i: w for i, w in enumerate(orig) if w >= 0},
+        token_is_max_context={i: bool(max_context[i]) for i, w in enumerate(orig) if w >= 0},
+    )

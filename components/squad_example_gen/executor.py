@@ -1,0 +1,192 @@
+"""SquadExampleGen's executor: SQuAD JSON files to tf.Examples, one per question.
+
+Per input split, a Beam pipeline lists the split's files, parses each one
+(`components.qa.squad_json`), drops nothing silently (an invalid question fails the run,
+or with `skip_invalid` is counted and reported), checks that no question id is used twice
+in the split and emits `components.qa.squad.to_tf_example` records; TFX's base executor
+then partitions (hash split keyed on the passage, see `component.py`) and writes them.
+
+The report `<examples uri>/invalid_records.json` holds the counts and every skipped
+record (file, question id, location, field, reason); the counts are also custom
+properties of the Examples artifact: `num_questions` = `num_examples` + `num_skipped`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.types import artifact_utils, standard_component_specs
+
+from components.qa import squad, squad_json
+
+SKIP_INVALID_KEY = "skip_invalid"
+REPORT_FILE_NAME = "invalid_records.json"
+# Exec property (added by `Executor.Do`, like TFX's '_beam_pipeline_args') naming the
+# directory where each input split's Beam pipeline writes its partial report.
+_PARTIAL_REPORTS_DIR_KEY = "_squad_partial_reports_dir"
+_INVALID = "invalid"
+
+
+def skip_invalid_setting(exec_properties: dict[str, Any]) -> bool:
+    """The `skip_invalid` exec property as a bool (runners may pass it as 0/1 or as the
+    JSON text 'true'/'false'; `bool('false')` would be True)."""
+    value = exec_properties.get(SKIP_INVALID_KEY)
+    if value is None:
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if value in (0, 1):  # also True and False
+        return bool(value)
+    raise ValueError(f"Exec property {SKIP_INVALID_KEY!r} = {value!r} must be true or false")
+
+
+class _ParseFile(beam.DoFn):
+    """A SQuAD file to its valid questions, keyed by id, and its invalid records."""
+
+    def __init__(self, skip_invalid: bool):
+        self._skip_invalid = skip_invalid
+
+    def process(self, path: str):
+        num_questions = 0
+        for parsed in squad_json.parse_squad_file(path):
+            num_questions += 1
+            if parsed.invalid is None:
+                yield parsed.example.id, parsed
+            elif self._skip_invalid:
+                yield beam.pvalue.TaggedOutput(_INVALID, parsed.invalid)
+            else:
+                raise squad_json.InvalidQuestionError(parsed.invalid.message())
+        logging.info("Read %d questions from %s", num_questions, path)
+
+
+class _KeepFirstOfEachId(beam.DoFn):
+    """Of the questions sharing an id, keeps the first; the others are invalid records."""
+
+    def __init__(self, skip_invalid: bool):
+        self._skip_invalid = skip_invalid
+
+    def process(self, id_and_questions):
+        _, questions = id_and_questions
+        first, duplicates = squad_json.first_and_duplicates(questions)
+        if duplicates and not self._skip_invalid:
+            raise squad_json.InvalidQuestionError(duplicates[0].message())
+        for record in duplicates:
+            yield beam.pvalue.TaggedOutput(_INVALID, record)
+        yield squad.to_tf_example(first.example)
+
+
+def _write_partial_report(
+    _, path: str, pattern: str, files: list[str], num_examples: int, invalid: list
+) -> None:
+    records = sorted((r.to_dict() for r in invalid), key=lambda r: (r["file"], r["location"]))
+    report = {
+        "pattern": pattern,
+        "files": files,
+        "num_questions": num_examples + len(records),
+        "num_examples": num_examples,
+        "num_skipped": len(records),
+        "skipped": records,
+    }
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(report, f)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
+    pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
+) -> beam.pvalue.PCollection:
+    """Reads the SQuAD files matching `split_pattern` under `input_base` into tf.Examples."""
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    skip_invalid = skip_invalid_setting(exec_properties)
+    pattern = os.path.join(input_base, split_pattern)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise ValueError(
+            f"Input split pattern {split_pattern!r} matches no file: nothing found at {pattern}"
+        )
+    logging.info("Reading %d SQuAD file(s) matching %s", len(files), pattern)
+
+    parsed = (
+        pipeline
+        | "ListFiles" >> beam.Create(files)
+        | "ParseFiles" >> beam.ParDo(_ParseFile(skip_invalid)).with_outputs(_INVALID, main="ok")
+    )
+    unique = (
+        parsed.ok
+        | "GroupById" >> beam.GroupByKey()
+        | "KeepFirstOfEachId"
+        >> beam.ParDo(_KeepFirstOfEachId(skip_invalid)).with_outputs(_INVALID, main="ok")
+    )
+    invalid = (parsed[_INVALID], unique[_INVALID]) | "FlattenInvalid" >> beam.Flatten()
+
+    report_name = hashlib.sha256(split_pattern.encode("utf-8")).hexdigest()[:16] + ".json"
+    report_path = os.path.join(exec_properties[_PARTIAL_REPORTS_DIR_KEY], report_name)
+    _ = (
+        pipeline
+        | "ReportTrigger" >> beam.Create([None])
+        | "WriteReport"
+        >> beam.Map(
+            _write_partial_report,
+            report_path,
+            pattern,
+            files,
+            beam.pvalue.AsSingleton(unique.ok | "CountExamples" >> beam.combiners.Count.Globally()),
+            beam.pvalue.AsSingleton(invalid | "ListInvalid" >> beam.combiners.ToList()),
+        )
+    )
+    return unique.ok
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """TFX ExampleGen executor for SQuAD v1.1/v2.0 JSON (also .json.gz)."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
+        """The PTransform reading one split's SQuAD files into tf.Examples."""
+        return _SquadToExample
+
+    def Do(  # noqa: N802 (TFX API)
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Writes the splits, then the report and the counts (custom properties)."""
+        partial_dir = os.path.join(self._get_tmp_dir(), "squad_reports")
+        tf.io.gfile.makedirs(partial_dir)
+        super().Do(input_dict, output_dict, {**exec_properties,
+                                              _PARTIAL_REPORTS_DIR_KEY: partial_dir})
+
+        partials = []
+        for name in sorted(tf.io.gfile.listdir(partial_dir)):
+            with tf.io.gfile.GFile(os.path.join(partial_dir, name)) as f:
+                partials.append(json.load(f))
+        tf.io.gfile.rmtree(partial_dir)
+        report = {
+            key: sum(p[key] for p in partials)
+            for key in ("num_questions", "num_examples", "num_skipped")
+        }
+        report["inputs"] = [{k: v for k, v in p.items() if k != "skipped"} for p in partials]
+        report["skipped"] = [r for p in partials for r in p["skipped"]]
+
+        examples = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EXAMPLES_KEY]
+        )
+        report_path = os.path.join(examples.uri, REPORT_FILE_NAME)
+        with tf.io.gfile.GFile(report_path, "w") as f:
+            json.dump(report, f, indent=1, ensure_ascii=False)
+        for key in ("num_questions", "num_examples", "num_skipped"):
+            examples.set_int_custom_property(key, report[key])
+        logging.info(
+            "Read %d questions: wrote %d examples, skipped %d invalid ones (listed in %s)",
+            report["num_questions"], report["num_examples"], report["num_skipped"], report_path,
+        )

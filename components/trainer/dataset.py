@@ -1,0 +1,136 @@
+"""Window TFRecords (the SquadTransform output) as a tf.data pipeline for Keras training.
+
+Each record is one window (docs/architecture.md, "Windows"); the pipeline yields
+`(features, labels)`: features `input_ids`, `input_mask`, `segment_ids` as int32
+`[batch, seq_len]`, labels `start_logits`, `end_logits` (the model's output names) holding
+the int32 `[batch]` answer positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from components.qa import spec as spec_lib
+
+INPUT_FEATURES = spec_lib.SERVING_INPUTS
+START_POSITIONS = "start_positions"
+END_POSITIONS = "end_positions"
+EXAMPLE_ID = "example_id"
+COMPRESSION = "GZIP"
+SHUFFLE_BUFFER = 10_000
+
+
+def window_feature_spec(seq_len: int) -> dict[str, tf.io.FixedLenFeature]:
+    """The parsing spec of the window features the Trainer reads."""
+    spec = {name: tf.io.FixedLenFeature([seq_len], tf.int64) for name in INPUT_FEATURES}
+    spec[START_POSITIONS] = tf.io.FixedLenFeature([], tf.int64)
+    spec[END_POSITIONS] = tf.io.FixedLenFeature([], tf.int64)
+    return spec
+
+
+def list_window_files(file_patterns: str | Sequence[str]) -> list[str]:
+    """The files matching `file_patterns` (globs or dirs); ValueError naming them if none."""
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = []
+    for pattern in patterns:
+        if tf.io.gfile.isdir(pattern):
+            pattern = pattern.rstrip("/") + "/*"
+        files.extend(sorted(tf.io.gfile.glob(pattern)))
+    if not files:
+        raise ValueError(f"No window TFRecord files match {patterns}")
+    return files
+
+
+def check_window_file(path: str, seq_len: int) -> None:
+    """Checks the first record of `path` against the window contract.
+
+    Raises ValueError naming the file, the window's example id and the field, so a
+    mismatch (wrong seq_len, a questions file instead of windows) fails here and not
+    deep inside TensorFlow.
+    """
+    records = tf.data.TFRecordDataset(path, compression_type=COMPRESSION).take(1)
+    try:
+        serialized = [r.numpy() for r in records]
+    except tf.errors.DataLossError as error:
+        raise ValueError(f"{path} is not a GZIP TFRecord file of windows: {error}") from error
+    if not serialized:
+        return
+    feature = tf.train.Example.FromString(serialized[0]).features.feature
+    example_id = (
+        feature[EXAMPLE_ID].bytes_list.value[0].decode("utf-8", "replace")
+        if EXAMPLE_ID in feature and feature[EXAMPLE_ID].bytes_list.value
+        else "<no example_id>"
+    )
+    for name, expected in [*((n, seq_len) for n in INPUT_FEATURES),
+                           (START_POSITIONS, 1), (END_POSITIONS, 1)]:
+        if name not in feature:
+            raise ValueError(
+                f"{path}: window of question {example_id!r} has no feature {name!r}; "
+                "the Trainer reads SquadTransform windows"
+            )
+        length = len(feature[name].int64_list.value)
+        if length != expected:
+            raise ValueError(
+                f"{path}: window of question {example_id!r} has {length} values in "
+                f"{name!r}; expected {expected} (seq_len={seq_len})"
+            )
+
+
+def _to_features_and_labels(
+    parsed: dict[str, tf.Tensor],
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    features = {name: tf.cast(parsed[name], tf.int32) for name in INPUT_FEATURES}
+    start_name, end_name = spec_lib.SERVING_OUTPUTS
+    labels = {
+        start_name: tf.cast(parsed[START_POSITIONS], tf.int32),
+        end_name: tf.cast(parsed[END_POSITIONS], tf.int32),
+    }
+    return features, labels
+
+
+def make_window_dataset(
+    file_patterns: str | Sequence[str],
+    batch_size: int,
+    seq_len: int,
+    training: bool,
+    input_context: tf.distribute.InputContext | None = None,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of `(features, labels)` from window TFRecords, repeated forever.
+
+    Training data is shuffled. `batch_size` is the global batch; with `input_context`
+    (a `DatasetCreator` under ParameterServerStrategy) this pipeline is sharded by input
+    pipeline and batched per replica. Batches have a static size (remainders dropped).
+    """
+    files = list_window_files(file_patterns)
+    if tf.executing_eagerly():  # Not when traced (a `DatasetCreator`): check beforehand.
+        check_window_file(files[0], seq_len)
+    pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+        pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shard_files:
+        dataset = dataset.shard(pipelines, pipeline_id)
+    dataset = dataset.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=COMPRESSION),
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
+    if pipelines > 1 and not shard_files:
+        dataset = dataset.shard(pipelines, pipeline_id)
+    if training:
+        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+    feature_spec = window_feature_spec(seq_len)
+    dataset = dataset.map(
+        lambda records: _to_features_and_labels(tf.io.parse_example(records, feature_spec)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,243 @@
+"""`mbqa evaluate` (official SQuAD EM/F1), `mbqa predict` and `mbqa answer` (run a model)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+NBEST_FILE_NAME = "nbest_predictions.json"
+NULL_ODDS_FILE_NAME = "null_odds.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds `evaluate`, `predict` and `answer`."""
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="official SQuAD v1.1/v2.0 exact match and F1 of a predictions file",
+        description="Prints the official SQuAD metrics as JSON (the official scripts' keys). "
+        "The file is evaluated as SQuAD 2.0 when its 'version' starts with 'v2' or any "
+        "question has an 'is_impossible' field, else as SQuAD 1.1.",
+    )
+    evaluate.add_argument("--squad", required=True, help="SQuAD JSON file (.json or .json.gz)")
+    evaluate.add_argument(
+        "--predictions", required=True, help="JSON object: question id -> answer text"
+    )
+    evaluate.add_argument(
+        "--na-probs", help="SQuAD 2.0: JSON object: question id -> no-answer probability/odds"
+    )
+    evaluate.add_argument(
+        "--na-prob-thresh", type=float, default=1.0,
+        help="SQuAD 2.0: predict no answer above this --na-probs value (default 1.0)",
+    )
+    evaluate.set_defaults(handler=evaluate_command)
+
+    predict = subparsers.add_parser(
+        "predict",
+        help="answer every question of a SQuAD file with a model (sliding windows)",
+        description="Runs a .tflite file or a SavedModel over every window of every passage "
+        "(long passages are read whole) and writes predictions.json, with "
+        f"{NBEST_FILE_NAME} and (SQuAD 2.0) {NULL_ODDS_FILE_NAME} beside it.",
+    )
+    _add_model_arguments(predict)
+    predict.add_argument("--squad", required=True, help="SQuAD JSON file (.json or .json.gz)")
+    predict.add_argument("--out", required=True, help="the predictions.json file to write")
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
+    predict.set_defaults(handler=predict_command)
+
+    answer = subparsers.add_parser(
+        "answer", help="answer one question about one passage with a model"
+    )
+    _add_model_arguments(answer)
+    answer.add_argument("--context", required=True, help="the passage")
+    answer.add_argument("--question", required=True, help="the question")
+    answer.set_defaults(handler=answer_command)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .tflite file or a SavedModel dir")
+    parser.add_argument(
+        "--vocab",
+        help="WordPiece vocab (default: the vocab.txt packed in the .tflite metadata, or the "
+        "SavedModel's assets/vocab.txt)",
+    )
+    parser.add_argument(
+        "--seq-len", type=int, help="window length (default: the model's input length)"
+    )
+    parser.add_argument("--query-len", type=int, default=64, help="question tokens (default 64)")
+    parser.add_argument(
+        "--doc-stride", type=int, default=128, help="window stride in tokens (default 128)"
+    )
+    parser.add_argument(
+        "--no-lower-case", dest="do_lower_case", action="store_false",
+        help="the vocab is cased (default: uncased, lower-case the text)",
+    )
+    parser.add_argument(
+        "--version-2", action="store_true",
+        help="SQuAD 2.0: the answer may be empty (no answer in the passage)",
+    )
+    parser.add_argument(
+        "--null-score-diff-threshold", type=float, default=0.0,
+        help="SQuAD 2.0: answer '' when the null score beats the best span by more (default 0)",
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per batch (default 8)")
+    parser.add_argument("--n-best-size", type=int, default=20, help="candidates kept (default 20)")
+    parser.add_argument(
+        "--max-answer-length", type=int, default=30, help="longest answer in tokens (default 30)"
+    )
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Handler of `mbqa evaluate`."""
+    from components.qa import metrics, squad_json
+
+    try:
+        squad, _ = squad_json.read_json(args.squad)
+        if not isinstance(squad, dict) or not isinstance(squad.get("data"), list):
+            raise ValueError(f"{args.squad}: is not a SQuAD file (no 'data' list)")
+        predictions = _read_id_map(args.predictions, str)
+        na_probs = _read_id_map(args.na_probs, (int, float)) if args.na_probs else None
+        if is_squad_v2(squad):
+            result = metrics.evaluate_v2(
+                squad["data"], predictions, na_probs, na_prob_thresh=args.na_prob_thresh
+            )
+        elif na_probs is not None:
+            raise ValueError(f"{args.squad}: --na-probs applies to SQuAD 2.0 files only")
+        else:
+            result = metrics.evaluate_v1(squad["data"], predictions)
+    except KeyError as error:
+        print(f"mbqa evaluate: error: {args.squad}: a question lacks field {error}",
+              file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"mbqa evaluate: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def is_squad_v2(squad: dict) -> bool:
+    """SQuAD 2.0 if `version` starts with 'v2' or any question has `is_impossible`."""
+    if str(squad.get("version", "")).startswith("v2"):
+        return True
+    return any(
+        "is_impossible" in qa
+        for article in squad["data"]
+        for paragraph in article.get("paragraphs", ())
+        for qa in paragraph.get("qas", ())
+    )
+
+
+def _read_id_map(path: str, value_type) -> dict:
+    """A JSON object of question id -> value, checked; errors name the file and the id."""
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(path, "r") as f:
+            data = json.load(f)
+    except (tf.errors.OpError, OSError) as e:
+        raise ValueError(f"{path}: cannot be read: {e}") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must hold a JSON object (question id -> value)")
+    for qid, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, value_type):
+            raise ValueError(f"{path}: question {qid}: value {value!r} has the wrong type")
+    return data
+
+
+def _load_model(args: argparse.Namespace):
+    """The predictor and the window maker that fits it."""
+    from components.qa import inference, spec, windows
+
+    predictor = inference.load_predictor(args.model)
+    seq_len = args.seq_len or predictor.seq_len or spec.MobileBertQaSpec().seq_len
+    if predictor.seq_len is not None and seq_len != predictor.seq_len:
+        raise ValueError(
+            f"--seq-len={seq_len} but the model {args.model} takes {predictor.seq_len} tokens"
+        )
+    vocab = args.vocab or predictor.vocab_path
+    if vocab is None:
+        raise ValueError(f"The model {args.model} carries no vocab.txt: pass --vocab")
+    qa_spec = spec.MobileBertQaSpec(
+        seq_len=seq_len, query_len=args.query_len, doc_stride=args.doc_stride,
+        do_lower_case=args.do_lower_case,
+    )
+    maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(qa_spec))
+    logging.info("Model %s, vocab %s, windows %s", args.model, vocab, maker.config)
+    return predictor, maker
+
+
+def _answer(args: argparse.Namespace, predictor, maker, examples):
+    from components.qa import answering
+
+    return answering.answer_questions(
+        predictor, examples, maker, batch_size=args.batch_size,
+        version_2_with_negative=args.version_2,
+        null_score_diff_threshold=args.null_score_diff_threshold,
+        n_best_size=args.n_best_size, max_answer_length=args.max_answer_length,
+    )
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Handler of `mbqa predict`."""
+    import tensorflow as tf
+
+    from components.qa import squad_json
+
+    out_dir = os.path.dirname(args.out)
+    paths = {"predictions": args.out, "nbest": os.path.join(out_dir, NBEST_FILE_NAME)}
+    if args.version_2:
+        paths["null_odds"] = os.path.join(out_dir, NULL_ODDS_FILE_NAME)
+    try:
+        if len(set(paths.values())) != len(paths):
+            raise ValueError(f"--out {args.out} collides with {sorted(paths.values())}")
+        existing = [p for p in paths.values() if tf.io.gfile.exists(p)]
+        if existing and not args.overwrite:
+            raise FileExistsError(f"{existing} already exist; pass --overwrite to replace them")
+        examples, _ = squad_json.read_squad_examples(args.squad)
+        if not examples:
+            raise ValueError(f"{args.squad}: has no questions")
+        if not args.version_2 and any(e.is_impossible for e in examples):
+            logging.warning("%s has unanswerable questions: consider --version-2", args.squad)
+        predictor, maker = _load_model(args)
+        answers = _answer(args, predictor, maker, examples)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"mbqa predict: error: {error}", file=sys.stderr)
+        return 2
+    if out_dir:
+        tf.io.gfile.makedirs(out_dir)
+    outputs = {"predictions": answers.predictions, "nbest": answers.nbest,
+               "null_odds": answers.null_odds}
+    for name, path in paths.items():
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(outputs[name], f, indent=2, ensure_ascii=False)
+        print(f"Wrote {name} for {len(outputs[name])} questions to {path}")
+    return 0
+
+
+def answer_command(args: argparse.Namespace) -> int:
+    """Handler of `mbqa answer`."""
+    from components.qa.squad import SquadExample
+
+    example = SquadExample(id="question", title="", context=args.context,
+                           question=args.question)
+    try:
+        if not args.context.strip() or not args.question.strip():
+            raise ValueError("--context and --question must not be empty")
+        predictor, maker = _load_model(args)
+        answers = _answer(args, predictor, maker, [example])
+    except (ValueError, FileNotFoundError) as error:
+        print(f"mbqa answer: error: {error}", file=sys.stderr)
+        return 2
+    best = answers.nbest[example.id][0]
+    logging.info("Best candidate %r (probability %.3f)", best["text"], best["probability"])
+    if example.id in answers.null_odds:
+        logging.info("Null odds %.3f", answers.null_odds[example.id])
+    print(answers.predictions[example.id])
+    return 0

@@ -1,0 +1,153 @@
+"""The TFX pipeline: SQuAD JSON in, a blessed, pushed TFLite model out.
+
+SquadExampleGen -> (StatisticsGen -> SchemaGen -> ExampleValidator) -> SquadTransform
+-> Trainer (warm-started from the last blessed model) -> QaEvaluator (against that model)
+-> TFLitePusher. Every setting comes from `pipelines.config.PipelineConfig`; on Vertex AI
+the data root, training steps, spec, thresholds and push destination are RuntimeParameters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tfx import v1 as tfx
+from tfx.orchestration import data_types
+
+from components.evaluator.component import QaEvaluator
+from components.pusher.component import TFLitePusher
+from components.squad_example_gen.component import SquadExampleGen
+from components.squad_transform.component import SquadTransform
+from pipelines.config import PipelineConfig
+
+RUN_FN = "components.trainer.run_fn.run_fn"
+RESOLVER_ID = "latest_blessed_model_resolver"
+# Names of the Vertex AI runtime parameters (KubeflowV2DagRunner only).
+PARAM_DATA_ROOT = "data_root"
+PARAM_TRAIN_ARGS = "train_args"
+PARAM_SPEC = "spec"
+PARAM_TRAINER_CONFIG = "trainer_config"
+PARAM_MIN_EXACT_MATCH = "min_exact_match"
+PARAM_MIN_F1 = "min_f1"
+PARAM_MAX_REGRESSION = "max_regression"
+PARAM_PUSH_DESTINATION = "push_destination"
+
+
+def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pipeline:
+    """The pipeline for `target` ('local', 'kubeflow' or 'vertex'), after checking `config`.
+
+    Raises:
+      pipelines.config.ConfigError: a setting cannot work (named in the message).
+    """
+    config.validate(target)
+    params = runtime_parameters(config) if target == "vertex" else parameter_values(config)
+    input_config = tfx.proto.Input(splits=[
+        tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
+        tfx.proto.Input.Split(name="eval", pattern=config.eval_pattern),
+    ])
+    example_gen = SquadExampleGen(
+        input_base=params[PARAM_DATA_ROOT], input_config=input_config,
+        skip_invalid=config.skip_invalid,
+    )
+    components: list[Any] = [example_gen]
+    if config.with_data_validation:
+        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        example_validator = tfx.components.ExampleValidator(
+            statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+        )
+        components += [statistics_gen, schema_gen, example_validator]
+
+    transform = SquadTransform(examples=example_gen.outputs["examples"], spec=params[PARAM_SPEC])
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    trainer_args = dict(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        base_model=model_resolver.outputs["model"],
+        train_args=params[PARAM_TRAIN_ARGS],
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=params[PARAM_TRAINER_CONFIG],
+    )
+    if target == "vertex" and config.gcp_project:
+        trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)
+    else:
+        trainer = tfx.components.Trainer(**trainer_args)
+    evaluator = QaEvaluator(
+        examples=example_gen.outputs["examples"],
+        transformed_examples=transform.outputs["transformed_examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        spec=params[PARAM_SPEC],
+        eval_split="eval",
+        min_exact_match=params[PARAM_MIN_EXACT_MATCH],
+        min_f1=params[PARAM_MIN_F1],
+        max_regression=params[PARAM_MAX_REGRESSION],
+        quantizations=json.dumps(config.quantizations),
+    )
+    pusher = TFLitePusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
+        push_destination=params[PARAM_PUSH_DESTINATION],
+    )
+    components += [transform, model_resolver, trainer, evaluator, pusher]
+
+    metadata = None
+    if target == "local":
+        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.resolved_metadata_path()
+        )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+def trainer_custom_config(config: PipelineConfig, target: str = "local") -> dict[str, Any]:
+    """The Trainer's `custom_config`: the spec, plus Vertex AI training on Vertex AI."""
+    spec = config.build_spec()
+    custom_config: dict[str, Any] = {"spec": spec.to_json()}
+    if target == "vertex" and config.gcp_project:
+        from deploy.vertex import training_custom_config
+
+        custom_config.update(training_custom_config(config, spec))
+    return custom_config
+
+
+def parameter_values(config: PipelineConfig, target: str = "local") -> dict[str, Any]:
+    """The values of the settings that are RuntimeParameters on Vertex AI, from `config`."""
+    return {
+        PARAM_DATA_ROOT: config.data_root,
+        PARAM_TRAIN_ARGS: tfx.proto.TrainArgs(num_steps=config.train_steps),
+        PARAM_SPEC: config.build_spec().to_json(),
+        PARAM_TRAINER_CONFIG: trainer_custom_config(config, target),
+        PARAM_MIN_EXACT_MATCH: float(config.min_exact_match),
+        PARAM_MIN_F1: float(config.min_f1),
+        PARAM_MAX_REGRESSION: float(config.max_regression),
+        PARAM_PUSH_DESTINATION: config.push_destination,
+    }
+
+
+def runtime_parameters(config: PipelineConfig) -> dict[str, data_types.RuntimeParameter]:
+    """The Vertex AI RuntimeParameters; defaults are `runtime_parameter_defaults(config)`."""
+    defaults = runtime_parameter_defaults(config)
+    return {
+        name: data_types.RuntimeParameter(name=name, ptype=type(value), default=value)
+        for name, value in defaults.items()
+    }
+
+
+def runtime_parameter_defaults(config: PipelineConfig) -> dict[str, str | float]:
+    """The RuntimeParameters' values as Vertex AI takes them (protos and dicts as JSON)."""
+    values = parameter_values(config, "vertex")
+    values[PARAM_TRAIN_ARGS] = json.dumps({"num_steps": config.train_steps})
+    values[PARAM_TRAINER_CONFIG] = json.dumps(values[PARAM_TRAINER_CONFIG], sort_keys=True)
+    return values

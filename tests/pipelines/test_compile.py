@@ -1,0 +1,128 @@
+"""`mbqa compile`: the Kubeflow (Argo) package and the Vertex AI PipelineJob are valid."""
+
+import argparse
+import importlib
+import json
+import tarfile
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipelines.cli import run
+
+IMAGE = "gcr.io/proj/mobilebert-qa-tfx:1"
+COMPONENTS = {"SquadExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "SquadTransform", "Trainer", "QaEvaluator", "TFLitePusher"}
+SETTINGS = ["pipeline_root=gs://bucket/root", "data_root=gs://bucket/squad",
+            "push_destination=gs://bucket/serving", "spec.uri=gs://bucket/encoder",
+            f"image={IMAGE}", "train_steps=1234", "min_f1=42"]
+
+
+def _mbqa(argv):
+    parser = argparse.ArgumentParser(prog="mbqa")
+    run.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _class_paths(node):
+    """Every executor `classPath` in a TFX IR / pipeline JSON tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("classPath", "class_path") and isinstance(value, str):
+                yield value
+            else:
+                yield from _class_paths(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _class_paths(value)
+
+
+def _assert_imports(class_path):
+    module, _, name = class_path.rpartition(".")
+    assert hasattr(importlib.import_module(module), name), class_path
+
+
+@pytest.fixture(scope="module")
+def vertex_job(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vertex") / "pipeline.json"
+    settings = SETTINGS + ["gcp_project=proj", "spec.distribution_strategy=multi_worker_mirrored",
+                           "vertex_worker_count=3", "spec.num_gpus=2"]
+    assert _mbqa(["compile", "--target", "vertex", "--out", str(path)]
+                 + [f"--set={s}" for s in settings]) == 0
+    return path
+
+
+def test_vertex_job_parses_as_a_pipeline_job(vertex_job):
+    job = json_format.ParseDict(json.loads(vertex_job.read_text()), pipeline_spec_pb2.PipelineJob())
+    tasks = set(job.pipeline_spec["root"]["dag"]["tasks"])
+    assert COMPONENTS <= tasks
+    assert any("resolver" in t for t in tasks - COMPONENTS)
+    params = job.pipeline_spec["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {"data_root", "train_args", "spec", "trainer_config", "min_exact_match",
+                           "min_f1", "max_regression", "push_destination"}
+    values = json_format.MessageToDict(job.runtime_config)["parameters"]
+    assert values["data_root"] == {"stringValue": "gs://bucket/squad"}
+    assert json.loads(values["train_args"]["stringValue"]) == {"num_steps": 1234}
+    assert values["min_f1"] == {"doubleValue": 42.0}
+    assert job.runtime_config.gcs_output_directory == "gs://bucket/root"
+
+
+def test_vertex_job_trains_on_the_spec_worker_pools(vertex_job):
+    data = json.loads(vertex_job.read_text())
+    executors = data["pipelineSpec"]["deploymentSpec"]["executors"]
+    trainer = executors["Trainer_executor"]["container"]
+    assert trainer["image"] == IMAGE
+    assert "google_cloud_ai_platform" in trainer["args"][trainer["args"].index(
+        "--executor_class_path") + 1]
+    trainer_config = json.loads(
+        data["runtimeConfig"]["parameters"]["trainer_config"]["stringValue"])
+    pools = trainer_config["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+    assert pools[0]["machine_spec"]["accelerator_count"] == 2
+    assert json.loads(trainer_config["spec"])["params"]["distribution_strategy"] == (
+        "multi_worker_mirrored")
+
+
+def test_every_vertex_executor_imports(vertex_job):
+    executors = json.loads(vertex_job.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]
+    paths = []
+    for executor in executors.values():
+        args = executor.get("container", {}).get("args", [])
+        if "--executor_class_path" in args:
+            paths.append(args[args.index("--executor_class_path") + 1])
+    assert len(paths) == len(COMPONENTS)
+    for path in paths:
+        _assert_imports(path)
+
+
+def test_kubeflow_package_has_every_step_and_importable_executors(tmp_path):
+    out = tmp_path / "pipeline.tar.gz"
+    assert _mbqa(["compile", "--target", "kubeflow", "--out", str(out)]
+                 + [f"--set={s}" for s in SETTINGS]) == 0
+    with tarfile.open(out) as tar:
+        workflow = yaml.safe_load(tar.extractfile("pipeline.yaml"))
+    assert workflow["kind"] == "Workflow"
+    containers = {t["name"]: t["container"] for t in workflow["spec"]["templates"]
+                  if "container" in t}
+    assert {c.lower() for c in COMPONENTS} <= set(containers)
+    class_paths = set()
+    for container in containers.values():
+        assert container["image"] == IMAGE
+        args = container["args"]
+        ir = json.loads(args[args.index("--tfx_ir") + 1])
+        class_paths.update(_class_paths(ir))
+    assert "components.squad_example_gen.executor.Executor" in class_paths
+    for path in class_paths:
+        _assert_imports(path)
+
+
+def test_invalid_spec_fails_at_compile_time(tmp_path):
+    from pipelines.config import ConfigError
+
+    with pytest.raises(ConfigError, match="distribution_strategy='bogus'"):
+        _mbqa(["compile", "--target", "vertex", "--out", str(tmp_path / "p.json")]
+              + [f"--set={s}" for s in SETTINGS + ["spec.distribution_strategy=bogus"]])
+    assert not (tmp_path / "p.json").exists()

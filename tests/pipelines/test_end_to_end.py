@@ -1,0 +1,163 @@
+"""The whole pipeline, locally, through the TFX CLI, checked in ML Metadata.
+
+One pipeline (the demo's settings, fewer steps and questions) lives through three runs:
+1. `tfx run create` killed (SIGKILL) once SquadTransform's execution is recorded;
+2. `tfx run create` again: finished components come from the cache, the rest runs, a model
+   is pushed;
+3. a new data span with an unreachable F1 threshold: the Trainer warm-starts from the
+   blessed model of run 2, the evaluator compares against it, and nothing is pushed.
+"""
+
+import glob
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines.demo import demo_config, prepare_inputs, print_report, run_summary
+
+pytestmark = pytest.mark.slow
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TFX = str(pathlib.Path(sys.executable).with_name("tfx"))
+NAME = "mobilebert-qa-demo"
+RUN_TIMEOUT_S = 900
+ALL_NODES = {"SquadExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+             "SquadTransform", "latest_blessed_model_resolver", "Trainer", "QaEvaluator",
+             "TFLitePusher"}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e")
+    config = demo_config(str(out), train_steps=30).with_overrides(
+        ["eval_steps=2", "spec.default_batch_size=8", "spec.predict_batch_size=16"])
+    prepare_inputs(config, num_questions=60)
+    env = {**os.environ, **config.to_env(), "LOCAL_HOME": str(out / "tfx_home"),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    created = _tfx(["pipeline", "create", "--engine", "local",
+                    "--pipeline_path", str(REPO / "pipelines" / "local_runner.py")], env)
+    assert created.returncode == 0, created.stdout[-3000:]
+    return config, env
+
+
+def _tfx(args, env, **kwargs):
+    return subprocess.run([TFX, *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, **kwargs)
+
+
+def _run(env):
+    result = _tfx(["run", "create", "--engine", "local", "--pipeline_name", NAME], env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+
+def _states(config):
+    return run_summary(config).executions
+
+
+def _wait_for(config, process, predicate, timeout_s=RUN_TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if os.path.exists(config.resolved_metadata_path()):
+            try:
+                if predicate(_states(config)):
+                    return True
+            except Exception:  # The store may be mid-initialization; read it again.
+                pass
+        time.sleep(0.5)
+    return False
+
+
+@pytest.fixture(scope="module")
+def killed_run(workspace):
+    config, env = workspace
+    process = subprocess.Popen(
+        [TFX, "run", "create", "--engine", "local", "--pipeline_name", NAME], env=env, cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    transformed = _wait_for(config, process,
+                            lambda s: "COMPLETE" in s.get("SquadTransform", []))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert transformed, "SquadTransform never completed"
+    return _states(config)
+
+
+@pytest.fixture(scope="module")
+def rerun(workspace, killed_run):
+    config, env = workspace
+    _run(env)
+    return _states(config)
+
+
+def test_killed_run_stopped_after_the_transform(killed_run):
+    assert killed_run["SquadExampleGen"] == ["COMPLETE"]
+    assert killed_run["SquadTransform"] == ["COMPLETE"]
+    assert "COMPLETE" not in killed_run.get("TFLitePusher", [])
+
+
+def test_rerun_reuses_finished_components_and_completes(rerun):
+    assert ALL_NODES <= set(rerun)
+    for node in ("SquadExampleGen", "StatisticsGen", "SquadTransform"):
+        assert rerun[node] == ["COMPLETE", "CACHED"], node
+    for node in ("Trainer", "QaEvaluator", "TFLitePusher"):
+        assert rerun[node][-1] == "COMPLETE", node
+
+
+def test_rerun_pushed_a_blessed_tflite_model(workspace, rerun):
+    config, _ = workspace
+    summary = run_summary(config)
+    assert summary.pushed[-1]["pushed"] == 1
+    assert glob.glob(os.path.join(config.push_destination, "**", "*.tflite"), recursive=True)
+
+
+def test_demo_report_prints_metrics_model_and_an_answer(workspace, rerun, capsys):
+    config, _ = workspace
+    print_report(config)
+    out = capsys.readouterr().out
+    assert "metrics.json" in out and ".tflite" in out
+    assert "Question: What is the" in out and "Answer:" in out
+
+
+def _trainer_base_models(config):
+    """The base_model artifact ids given to each Trainer execution, oldest first."""
+    from ml_metadata import metadata_store
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(config.resolved_metadata_path()))
+    trainer_context = store.get_context_by_type_and_name("node", f"{NAME}.Trainer")
+    result = []
+    for execution in sorted(store.get_executions_by_context(trainer_context.id),
+                            key=lambda e: e.id):
+        events = store.get_events_by_execution_ids([execution.id])
+        inputs = [e.artifact_id for e in events
+                  if any(s.HasField("key") and s.key == "base_model" for s in e.path.steps)]
+        outputs = [e.artifact_id for e in events
+                   if any(s.HasField("key") and s.key == "model" for s in e.path.steps)]
+        result.append((inputs, outputs))
+    return result
+
+
+def test_new_span_warm_starts_and_gates_the_push(workspace, rerun):
+    config, env = workspace
+    from components.qa import synth
+
+    synth.make_synthetic_squad(os.path.join(config.data_root, "span-2"), n=60, seed=2)
+    pushed_before = sorted(glob.glob(os.path.join(config.push_destination, "**"),
+                                     recursive=True))
+    _run({**env, "MBQA_MIN_F1": "100"})
+    states = _states(config)
+    assert states["SquadExampleGen"][-1] == "COMPLETE"  # a new span: no cache
+    trainers = [t for t in _trainer_base_models(config) if t[1]]
+    (first_inputs, first_model), (warm_inputs, _) = trainers[-2], trainers[-1]
+    assert warm_inputs == first_model  # warm start from the blessed model of run 2
+    summary = run_summary(config)
+    assert states["TFLitePusher"][-1] == "COMPLETE"
+    assert summary.pushed[-1]["pushed"] == 0
+    assert sorted(glob.glob(os.path.join(config.push_destination, "**"),
+                            recursive=True)) == pushed_before

@@ -1,0 +1,248 @@
+"""Answering with a model over sliding windows, and the `mbqa evaluate|predict|answer` commands.
+
+The models are real: a SavedModel with the Trainer's serving contract whose logits are
+known (it scores the word "houston"; tests/evaluator/keyword_model.py) and its .tflite
+export with Task Library metadata. A stand-in that returns the gold spans' logits checks
+the whole chain (windows → logits → answers → official metrics) on real SQuAD 2.0 data.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from components.qa import answering, inference, metrics, squad_json
+from components.qa import spec as spec_lib
+from components.qa.squad import SquadExample
+from components.qa.windows import AnswerNotFoundError, WindowConfig, WindowMaker
+from pipelines import cli
+from tests.evaluator.keyword_model import save_keyword_model
+
+SEQ_LEN = 32
+CONFIG = WindowConfig(SEQ_LEN, 8, 8)
+FILLER = "the choir sang in a church near the river every sunday morning"
+# "Houston" only in the last third of a passage much longer than one window.
+LONG_CONTEXT = f"{FILLER} {FILLER} {FILLER}. She was born in Houston, Texas, in 1981."
+
+
+@pytest.fixture(scope="module")
+def vocab(data_dir) -> str:
+    return str(data_dir / "vocab" / "vocab.txt")
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, vocab) -> str:
+    return save_keyword_model(tmp_path_factory.mktemp("model") / "saved_model", vocab, SEQ_LEN)
+
+
+@pytest.fixture(scope="module")
+def tflite_model(tmp_path_factory, saved_model, vocab) -> str:
+    from components.qa import tflite
+
+    spec = spec_lib.MobileBertQaSpec(uri="unused", seq_len=SEQ_LEN, query_len=8, doc_stride=8)
+    out = tmp_path_factory.mktemp("tflite") / "model.tflite"
+    return tflite.export_tflite(saved_model, str(out), spec, vocab, quantization="float32")
+
+
+def _examples() -> list[SquadExample]:
+    return [
+        SquadExample(id="long", title="t", context=LONG_CONTEXT, question="Where was she born?",
+                     answer_texts=("Houston",), answer_starts=(LONG_CONTEXT.index("Houston"),)),
+        SquadExample(id="short", title="t", context="Houston is a city.",
+                     question="Which city?", answer_texts=("Houston",), answer_starts=(0,)),
+        SquadExample(id="none", title="t", context="Dallas is a city in Texas.",
+                     question="Is Houston a city?", is_impossible=True),
+    ]
+
+
+def test_long_passages_are_read_whole(saved_model, vocab):
+    maker = WindowMaker(vocab, CONFIG)
+    windows = maker.make_windows(_examples()[0], training=False)
+    assert len(windows) > 3
+    assert "houston" not in windows[0].tokens  # a single 32-token window would miss it
+    predictor = inference.load_predictor(saved_model)
+    answers = answering.answer_questions(predictor, _examples(), maker, batch_size=3)
+    assert answers.predictions["long"] == "Houston"
+    assert answers.predictions["short"] == "Houston"
+    # The question's "Houston" scores too, but spans in the question are never answers.
+    assert answers.predictions["none"] != "Houston"
+    top = answers.nbest["long"][0]
+    assert (top["start_logit"], top["end_logit"]) == pytest.approx((5.1, 5.0))
+    assert answers.null_odds == {}
+
+
+def test_version_2_null_odds_and_threshold(saved_model, vocab):
+    maker = WindowMaker(vocab, CONFIG)
+    predictor = inference.load_predictor(saved_model)
+    answers = answering.answer_questions(
+        predictor, _examples(), maker, version_2_with_negative=True,
+        null_score_diff_threshold=-1.0,
+    )
+    # Null score 0 ([CLS] scores 0); best span: "houston" 10.1, else a passage token 0.1.
+    assert answers.null_odds == pytest.approx({"long": -10.1, "short": -10.1, "none": -0.1})
+    assert answers.predictions == {"long": "Houston", "short": "Houston", "none": ""}
+    result = metrics.evaluate_examples(_examples(), answers.predictions, answers.null_odds)
+    assert (result["exact"], result["HasAns_total"], result["NoAns_total"]) == (100.0, 2, 1)
+
+
+def test_tflite_and_saved_model_give_the_same_answers(saved_model, tflite_model, vocab):
+    maker = WindowMaker(vocab, CONFIG)
+    from_saved = answering.answer_questions(inference.load_predictor(saved_model), _examples(),
+                                            maker, version_2_with_negative=True)
+    from_tflite = answering.answer_questions(inference.load_predictor(tflite_model),
+                                             _examples(), maker, version_2_with_negative=True)
+    assert from_tflite.predictions == from_saved.predictions
+    assert from_tflite.null_odds == pytest.approx(from_saved.null_odds)
+
+
+class GoldSpanModel:
+    """Returns logits that pick each window's gold span (training-mode positions), or the
+    null position where the window holds no answer: a model that is always right."""
+
+    def __init__(self, maker: WindowMaker, examples: list[SquadExample]):
+        self.not_found = 0
+        self._spans = collections.defaultdict(collections.deque)
+        for example in examples:
+            try:
+                windows = maker.make_windows(example, training=True)
+            except AnswerNotFoundError:
+                self.not_found += 1
+                windows = maker.make_windows(example, training=False)
+            for w in windows:
+                key = np.asarray(w.input_ids, np.int32).tobytes()
+                self._spans[key].append((w.start_position, w.end_position))
+
+    def predict(self, input_ids, input_mask, segment_ids):
+        start = np.zeros(input_ids.shape, np.float32)
+        end = np.zeros(input_ids.shape, np.float32)
+        for row, ids in enumerate(np.asarray(input_ids, np.int32)):
+            first, last = self._spans[ids.tobytes()].popleft()
+            start[row, first] = end[row, last] = 10.0
+        return start, end
+
+
+def test_gold_spans_score_100_on_real_squad_v2(data_dir, vocab):
+    examples, invalid = squad_json.read_squad_examples(
+        str(data_dir / "squad" / "dev-v2.0-first5articles.official.json")
+    )
+    assert len(examples) == 1407 and not invalid
+    maker = WindowMaker(vocab, WindowConfig(384, 64, 128))
+    model = GoldSpanModel(maker, examples)
+    assert model.not_found == 0
+    answers = answering.answer_questions(model, examples, maker, version_2_with_negative=True)
+    result = metrics.evaluate_examples(examples, answers.predictions, answers.null_odds)
+    assert (result["exact"], result["f1"], result["total"]) == (100.0, 100.0, 1407)
+    assert all(odds > 0 for qid, odds in answers.null_odds.items()
+               if not next(e for e in examples if e.id == qid).answer_texts)
+
+
+# ------------------------------------------------------------------ the commands
+
+
+def _mbqa(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _write_squad(path, examples: list[SquadExample], version: str) -> str:
+    qas = [{
+        "id": e.id, "question": e.question, "is_impossible": e.is_impossible,
+        "answers": [{"text": t, "answer_start": s}
+                    for t, s in zip(e.answer_texts, e.answer_starts, strict=True)],
+    } for e in examples]
+    if version == "1.1":
+        for qa in qas:
+            del qa["is_impossible"]
+    data = [{"title": "t", "paragraphs": [{"context": e.context, "qas": [qa]}]}
+            for e, qa in zip(examples, qas, strict=True)]
+    path.write_text(json.dumps({"version": version, "data": data}), encoding="utf-8")
+    return str(path)
+
+
+def test_predict_then_evaluate_v2_with_tflite(capsys, tmp_path, tflite_model):
+    squad = _write_squad(tmp_path / "dev.json", _examples(), "v2.0")
+    out = tmp_path / "out" / "predictions.json"
+    code, stdout, _ = _mbqa(capsys, "predict", "--model", tflite_model, "--squad", squad,
+                            "--out", str(out), "--version-2",
+                            "--null-score-diff-threshold", "-1", "--query-len", "8",
+                            "--doc-stride", "8")
+    assert code == 0
+    assert str(out) in stdout and "null_odds.json" in stdout
+    predictions = json.loads(out.read_text("utf-8"))
+    assert predictions == {"long": "Houston", "short": "Houston", "none": ""}
+    nbest = json.loads((out.parent / "nbest_predictions.json").read_text("utf-8"))
+    assert nbest["long"][0]["text"] == "Houston"
+    null_odds = out.parent / "null_odds.json"
+    assert set(json.loads(null_odds.read_text("utf-8"))) == set(predictions)
+
+    code, stdout, _ = _mbqa(capsys, "evaluate", "--squad", squad, "--predictions", str(out),
+                            "--na-probs", str(null_odds))
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["exact"] == 100.0 and result["NoAns_total"] == 1
+    assert "best_f1_thresh" in result
+
+    # Outputs are never overwritten unless asked.
+    code, _, stderr = _mbqa(capsys, "predict", "--model", tflite_model, "--squad", squad,
+                            "--out", str(out), "--query-len", "8", "--doc-stride", "8")
+    assert code == 2 and "--overwrite" in stderr and str(out) in stderr
+
+
+def test_predict_v1_with_saved_model_and_evaluate(capsys, tmp_path, saved_model):
+    examples = _examples()[:2]
+    squad = _write_squad(tmp_path / "dev.json", examples, "1.1")
+    out = tmp_path / "predictions.json"
+    (tmp_path / "nbest_predictions.json").write_text("{}")
+    code, stdout, _ = _mbqa(capsys, "predict", "--model", saved_model, "--squad", squad,
+                            "--out", str(out), "--query-len", "8", "--doc-stride", "8",
+                            "--overwrite")
+    assert code == 0 and not (tmp_path / "null_odds.json").exists()
+    assert json.loads(out.read_text()) == {"long": "Houston", "short": "Houston"}
+    code, stdout, _ = _mbqa(capsys, "evaluate", "--squad", squad, "--predictions", str(out))
+    assert code == 0 and json.loads(stdout) == {"exact_match": 100.0, "f1": 100.0}
+
+
+def test_answer_prints_the_answer(capsys, tflite_model):
+    code, stdout, _ = _mbqa(capsys, "answer", "--model", tflite_model, "--context",
+                            LONG_CONTEXT, "--question", "Where was she born?",
+                            "--query-len", "8", "--doc-stride", "8")
+    assert code == 0 and stdout == "Houston\n"
+
+
+def test_model_and_window_settings_are_checked(capsys, tmp_path, saved_model):
+    code, _, stderr = _mbqa(capsys, "answer", "--model", saved_model, "--context", "x",
+                            "--question", "y", "--seq-len", "64")
+    assert code == 2 and "--seq-len=64" in stderr and "takes 32" in stderr
+    code, _, stderr = _mbqa(capsys, "answer", "--model", saved_model, "--context", "x",
+                            "--question", "y")  # query_len 64 does not fit 32 tokens
+    assert code == 2 and "query_len" in stderr
+    code, _, stderr = _mbqa(capsys, "answer", "--model", str(tmp_path / "missing.tflite"),
+                            "--context", "x", "--question", "y")
+    assert code == 2 and "missing.tflite" in stderr
+
+
+def test_evaluate_detects_the_version_and_names_bad_input(capsys, tmp_path):
+    examples = _examples()
+    v2 = _write_squad(tmp_path / "v2.json", examples, "v2.0")
+    v1 = _write_squad(tmp_path / "v1.json", examples[:2], "1.1")
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps({"long": "houston", "short": "Dallas", "none": ""}))
+    code, stdout, _ = _mbqa(capsys, "evaluate", "--squad", v2, "--predictions", str(preds))
+    assert code == 0 and json.loads(stdout)["exact"] == pytest.approx(200 / 3)
+    code, stdout, _ = _mbqa(capsys, "evaluate", "--squad", v1, "--predictions", str(preds))
+    assert code == 0 and json.loads(stdout) == {"exact_match": 50.0, "f1": 50.0}
+    na_probs = tmp_path / "na_probs.json"
+    na_probs.write_text(json.dumps({"long": 0.1, "short": 0.9}))
+    code, _, stderr = _mbqa(capsys, "evaluate", "--squad", v1, "--predictions", str(preds),
+                            "--na-probs", str(na_probs))
+    assert code == 2 and "SQuAD 2.0 files only" in stderr
+    preds.write_text(json.dumps({"long": ["houston"]}))
+    code, _, stderr = _mbqa(capsys, "evaluate", "--squad", v1, "--predictions", str(preds))
+    assert code == 2 and str(preds) in stderr and "question long" in stderr
+    preds.write_text(json.dumps({"long": "houston"}))
+    code, _, stderr = _mbqa(capsys, "evaluate", "--squad", v2, "--predictions", str(preds))
+    assert code == 2 and "'short'" in stderr and "no prediction" in stderr

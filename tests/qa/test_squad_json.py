@@ -1,0 +1,179 @@
+"""Reading and validating SQuAD JSON (components/qa/squad_json.py)."""
+
+import gzip
+import json
+import pathlib
+import re
+
+import pytest
+
+from components.qa import squad, squad_json
+
+BAD_DIR = pathlib.Path(__file__).parents[1] / "data" / "bad"
+# The documented outcome of each file of the bad-input corpus (README.md there).
+OUTCOMES = json.loads((BAD_DIR / "outcomes.json").read_text())["files"]
+
+
+def _paths(name):
+    path = BAD_DIR / name
+    return sorted(str(p) for p in path.glob("*.json")) if path.is_dir() else [str(path)]
+
+
+def _squad_file(tmp_path, paragraphs, name="squad.json"):
+    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": paragraphs}]}
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+def _one_question_file(tmp_path, context, answers, name="squad.json"):
+    """A file of one question 'q' about `context`, with answers [(text, start)]."""
+    qa = {"id": "q", "question": "Where?",
+          "answers": [{"text": text, "answer_start": start} for text, start in answers]}
+    return _squad_file(tmp_path, [{"context": context, "qas": [qa]}], name)
+
+
+def test_reads_v1_1_dev_gzipped(data_dir):
+    examples, invalid = squad_json.read_squad_examples(str(data_dir / "squad/dev-v1.1.json.gz"))
+    assert (len(examples), invalid) == (10570, [])
+    first = examples[0]
+    assert first.id == "56be4db0acb8001400a502ec"
+    assert first.title == "Super_Bowl_50"
+    assert first.question == "Which NFL team represented the AFC at Super Bowl 50?"
+    assert first.answer_texts == ("Denver Broncos",) * 3
+    assert first.answer_starts == (177,) * 3
+    assert first.context[177:177 + len("Denver Broncos")] == "Denver Broncos"
+    assert not first.is_impossible and first.plausible_answer_texts == ()
+    assert not any(e.is_impossible for e in examples)
+    assert len({e.id for e in examples}) == 10570
+
+
+def test_reads_v2_0_with_unanswerable_and_plausible_answers(data_dir):
+    path = str(data_dir / "squad/dev-v2.0-first5articles.official.json")
+    examples, invalid = squad_json.read_squad_examples(path)
+    assert (len(examples), invalid) == (1407, [])
+    by_id = {e.id: e for e in examples}
+    answerable = by_id["56ddde6b9a695914005b9628"]
+    assert answerable.title == "Normans"
+    assert answerable.answer_texts == ("France",) * 4 and answerable.answer_starts == (159,) * 4
+    assert answerable.context[159:165] == "France" and not answerable.is_impossible
+    unanswerable = [e for e in examples if e.is_impossible]
+    assert len(unanswerable) == 702
+    assert all(e.answer_texts == () and e.answer_starts == () for e in unanswerable)
+    assert all(e.plausible_answer_texts for e in unanswerable)
+    for e in unanswerable:
+        for text, start in zip(e.plausible_answer_texts, e.plausible_answer_starts, strict=True):
+            assert e.context[start:start + len(text)] == text
+
+
+def test_gzip_is_read_transparently_whatever_the_name(data_dir, tmp_path):
+    plain = data_dir / "squad/dev-v2.0-first5articles.official.json"
+    renamed = tmp_path / "compressed-but-named.json"
+    renamed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert squad_json.read_squad_examples(str(renamed)) == squad_json.read_squad_examples(
+        str(plain)
+    )
+
+
+def test_every_field_round_trips_through_tf_example(data_dir):
+    examples = []
+    for name in ("squad/dev-v2.0-first5articles.official.json", "bad/unicode.json"):
+        examples += squad_json.read_squad_examples(str(data_dir / name))[0]
+    for example in examples:
+        serialized = squad.to_tf_example(example).SerializeToString()
+        assert squad.from_tf_example(serialized) == example
+
+
+def test_unicode_offsets_count_code_points_and_text_is_kept_exactly(data_dir):
+    examples, _ = squad_json.read_squad_examples(str(data_dir / "bad/unicode.json"))
+    escaped, _ = squad_json.read_squad_examples(str(data_dir / "bad/unicode_escaped.json"))
+    by_id = {e.id: e for e in examples + escaped}
+    assert by_id["unicode-cjk"].answer_starts == (0,)
+    emoji = by_id["unicode-emoji"]
+    assert emoji.answer_texts == ("🎉🎉 time",) and emoji.question.endswith("🎉")
+    assert by_id["unicode-escaped-emoji"].answer_starts == emoji.answer_starts
+    assert by_id["unicode-escaped-emoji"].context == emoji.context
+    assert "\u200b" in by_id["unicode-zero-width"].answer_texts[0]
+    assert by_id["unicode-accents"].title == "Ünïcödé 東京"
+
+
+def test_200k_character_passage_is_kept_whole(tmp_path):
+    context = "word " * 39_998 + "The answer is Normandy."
+    assert len(context) > 200_000
+    start = context.index("Normandy")
+    path = _one_question_file(tmp_path, context, [("Normandy", start)])
+    [example], _ = squad_json.read_squad_examples(path)
+    assert example.context == context and example.answer_starts == (start,)
+
+
+def test_answer_start_at_another_occurrence_of_the_text_is_valid(tmp_path):
+    context = "France is big. Normandy is in France."
+    second = context.rindex("France")
+    path = _one_question_file(tmp_path, context, [("France", 0), ("France", second)])
+    [example], _ = squad_json.read_squad_examples(path)
+    assert example.answer_starts == (0, second)
+
+
+def test_answer_ending_exactly_at_the_end_of_the_context_is_valid_one_past_is_not(tmp_path):
+    context = "It is in France"
+    start = len(context) - len("France")
+    ok = _one_question_file(tmp_path, context, [("France", start)])
+    assert squad_json.read_squad_examples(ok)[0][0].answer_starts == (start,)
+    bad = _one_question_file(tmp_path, context, [("France", start + 1)], name="bad.json")
+    with pytest.raises(squad_json.InvalidQuestionError, match="out of range for a context of 15"):
+        squad_json.read_squad_examples(bad)
+
+
+def test_bad_corpus_is_fully_documented():
+    on_disk = {p.name for p in BAD_DIR.iterdir()} - {"README.md", "outcomes.json"}
+    assert on_disk == set(OUTCOMES)
+    readme = (BAD_DIR / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+?)/?` \|", readme, flags=re.MULTILINE))
+    assert documented == on_disk
+
+
+@pytest.mark.parametrize("name", sorted(OUTCOMES))
+def test_bad_corpus_outcome(name):
+    expected = OUTCOMES[name]
+    paths = _paths(name)
+    if expected["error"] is None:
+        examples, invalid = squad_json.read_squad_examples(paths)
+        assert (len(examples), invalid) == (expected["num_examples"], [])
+        return
+    with pytest.raises(ValueError) as raised:
+        squad_json.read_squad_examples(paths)
+    for part in expected["error"]:
+        assert part in str(raised.value)
+    if expected.get("whole_file"):
+        assert isinstance(raised.value, squad_json.SquadFileError)
+        with pytest.raises(squad_json.SquadFileError):
+            squad_json.read_squad_examples(paths, skip_invalid=True)
+        return
+    assert isinstance(raised.value, squad_json.InvalidQuestionError)
+    examples, invalid = squad_json.read_squad_examples(paths, skip_invalid=True)
+    assert len(examples) == expected["num_examples"]
+    assert [[r.question_id, r.field] for r in invalid] == expected["skipped"]
+    assert all(r.file in paths and r.reason and r.location.startswith("data[") for r in invalid)
+    kept_ids = {e.id for e in examples}
+    assert not kept_ids & {r.question_id for r in invalid if r.field != "id"}
+
+
+def test_non_utf8_bytes_outside_any_question_fail_the_whole_file(tmp_path):
+    path = tmp_path / "latin1-title.json"
+    text = json.dumps({"data": [{"title": "Caf\u00e9", "paragraphs": []}]}, ensure_ascii=False)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(squad_json.SquadFileError, match="latin1-title.json: is not valid UTF-8"):
+        squad_json.read_squad_examples(str(path), skip_invalid=True)
+
+
+def test_structure_errors_name_the_json_location(tmp_path):
+    path = _squad_file(tmp_path, [{"context": "c", "qas": {"id": "not a list"}}])
+    with pytest.raises(squad_json.SquadFileError,
+                       match=r"squad.json: is not a SQuAD file: 'data\[0\]\.paragraphs\[0\]\.qas' "
+                             "must be a list, not an object"):
+        squad_json.read_squad_examples(path)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(squad_json.SquadFileError, match="nope.json: cannot be read"):
+        squad_json.read_squad_examples(str(tmp_path / "nope.json"))

@@ -1,0 +1,221 @@
+"""Tests of components.qa.tflite: conversion, tensor names, Task Library metadata."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.qa import inference, tflite
+from components.qa import spec as spec_lib
+from tests.evaluator.keyword_model import (
+    SEQ_LEN,
+    VOCAB,
+    expected_logits,
+    random_windows,
+    save_keyword_model,
+    write_vocab,
+)
+
+PASSAGE = "Beyonce was born in Houston in Texas. She sang in choirs."
+QUESTION = "Where was Beyonce born?"
+
+
+def small_spec(**overrides) -> spec_lib.BertQaSpec:
+    params = {"uri": "unused", "seq_len": SEQ_LEN, "query_len": 8, "doc_stride": 8}
+    params.update(overrides)
+    return spec_lib.MobileBertQaSpec(**params)
+
+
+@pytest.fixture(scope="module")
+def keyword_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("keyword")
+    vocab = write_vocab(root)
+    return save_keyword_model(root / "saved_model", vocab), vocab
+
+
+@pytest.fixture(scope="module")
+def task_library_model(tmp_path_factory):
+    """The keyword model exported at the Task Library's 384 tokens."""
+    root = tmp_path_factory.mktemp("keyword384")
+    vocab = write_vocab(root)
+    return save_keyword_model(root / "saved_model", vocab, seq_len=384), vocab
+
+
+# Largest |TFLite - SavedModel| logit difference allowed per format (logits are 0..5.1).
+TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.5}
+
+
+@pytest.mark.parametrize("quantization", tflite.QUANTIZATIONS)
+def test_every_quantization_converts_runs_and_agrees(quantization, keyword_model, tmp_path):
+    saved_model, vocab = keyword_model
+    windows = random_windows(16)
+    out = tflite.export_tflite(
+        saved_model, str(tmp_path / quantization / "model.tflite"), small_spec(), vocab,
+        quantization=quantization, representative_windows=random_windows(32, seed=5),
+    )
+    predictor = inference.load_predictor(out)
+    assert predictor.seq_len == SEQ_LEN
+    start, end = predictor.predict(windows["input_ids"], windows["input_mask"],
+                                   windows["segment_ids"])
+    want_start, want_end = expected_logits(
+        windows["input_ids"], windows["input_mask"], windows["segment_ids"],
+        VOCAB.index("houston"),
+    )
+    mask = windows["input_mask"] > 0
+    assert np.max(np.abs(start - want_start)[mask]) <= TOLERANCE[quantization]
+    assert np.max(np.abs(end - want_end)[mask]) <= TOLERANCE[quantization]
+    agreement = tflite.compare_with_saved_model(saved_model, out, windows)
+    assert agreement["n_windows"] == 16
+    assert agreement["max_abs_diff_start"] <= TOLERANCE[quantization]
+    assert agreement["max_abs_diff_end"] <= TOLERANCE[quantization]
+    assert agreement["same_best_span_share"] == 1.0
+
+
+def _tensor_names(path: str) -> tuple[set[str], set[str]]:
+    interpreter = tf.lite.Interpreter(model_path=path)
+    return ({d["name"] for d in interpreter.get_input_details()},
+            {d["name"] for d in interpreter.get_output_details()})
+
+
+def test_tensor_names_are_model_makers_by_default(keyword_model, tmp_path):
+    saved_model, vocab = keyword_model
+    path = tflite.export_tflite(saved_model, str(tmp_path / "m.tflite"), small_spec(), vocab)
+    inputs, outputs = _tensor_names(path)
+    assert inputs == set(spec_lib.DEFAULT_TFLITE_INPUT_NAME.values())
+    assert outputs == set(spec_lib.DEFAULT_TFLITE_OUTPUT_NAME.values())
+
+
+def test_tensor_names_follow_the_spec_and_match_their_metadata(keyword_model, tmp_path):
+    saved_model, vocab = keyword_model
+    spec = small_spec(
+        tflite_input_name={"ids": "my_ids", "mask": "my_mask", "segment_ids": "my_segments"},
+        tflite_output_name={"start_logits": "my_start", "end_logits": "my_end"},
+    )
+    path = tflite.export_tflite(saved_model, str(tmp_path / "m.tflite"), spec, vocab,
+                                quantization="float32")
+    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    metadata = inference.read_tflite_metadata(open(path, "rb").read())
+    graph = metadata["subgraph_metadata"][0]
+    names = {**spec.tflite_input_name, **spec.tflite_output_name}
+    # The i-th metadata entry describes the i-th input/output tensor.
+    for details, entries in ((interpreter.get_input_details(), graph["input_tensor_metadata"]),
+                             (interpreter.get_output_details(), graph["output_tensor_metadata"])):
+        assert [d["name"] for d in details] == [names[e["name"]] for e in entries]
+    # And the outputs are what their names say: the start logits carry the segment term.
+    w = random_windows(1)
+    for index, name in ((0, "ids"), (1, "mask"), (2, "segment_ids")):
+        detail = next(d for d in interpreter.get_input_details()
+                      if d["name"] == spec.tflite_input_name[name])
+        interpreter.set_tensor(detail["index"], w[spec_lib.SERVING_INPUTS[index]])
+    interpreter.invoke()
+    outputs = {d["name"]: interpreter.get_tensor(d["index"])
+               for d in interpreter.get_output_details()}
+    np.testing.assert_allclose(outputs["my_start"] - outputs["my_end"],
+                               0.1 * w["segment_ids"], atol=1e-5)
+
+
+def test_metadata_is_what_the_task_library_expects(keyword_model, tmp_path, data_dir):
+    saved_model, vocab = keyword_model
+    path = tflite.export_tflite(saved_model, str(tmp_path / "m.tflite"), small_spec(), vocab)
+    ours = inference.read_tflite_metadata(open(path, "rb").read())["subgraph_metadata"][0]
+    reference = json.loads(
+        (data_dir / "reference" / "task_library_mobilebert_qa_metadata.json").read_text()
+    )["subgraph_metadata"][0]
+
+    def names(graph, key):
+        return sorted(t["name"] for t in graph[key])
+
+    for key in ("input_tensor_metadata", "output_tensor_metadata"):
+        assert names(ours, key) == names(reference, key)
+    units = ours["input_process_units"]
+    assert [u["options_type"] for u in units] == ["BertTokenizerOptions"]
+    assert [(f["name"], f["type"]) for f in units[0]["options"]["vocab_file"]] == [
+        ("vocab.txt", "VOCABULARY")
+    ]
+    from tensorflow_lite_support.metadata.python import metadata
+
+    displayer = metadata.MetadataDisplayer.with_model_file(path)
+    assert displayer.get_packed_associated_file_list() == ["vocab.txt"]
+    assert displayer.get_associated_file_buffer("vocab.txt") == open(vocab, "rb").read()
+
+
+def test_the_task_librarys_bert_question_answerer_answers(task_library_model, tmp_path):
+    from tensorflow_lite_support.python.task.text.bert_question_answerer import (
+        BertQuestionAnswerer,
+    )
+
+    saved_model, vocab = task_library_model
+    path = tflite.export_tflite(saved_model, str(tmp_path / "m.tflite"),
+                                small_spec(seq_len=384, query_len=64, doc_stride=128), vocab)
+    answerer = BertQuestionAnswerer.create_from_file(path)
+    result = answerer.answer(PASSAGE, QUESTION)
+    assert result.answers, "the Task Library returned no answer"
+    assert result.answers[0].text == "Houston"
+
+
+def test_the_task_library_refuses_other_sequence_lengths(keyword_model, tmp_path):
+    """Documented: the Task Library feeds 384 tokens, so a seq_len-32 file cannot answer."""
+    from tensorflow_lite_support.python.task.text.bert_question_answerer import (
+        BertQuestionAnswerer,
+    )
+
+    saved_model, vocab = keyword_model
+    path = tflite.export_tflite(saved_model, str(tmp_path / "m.tflite"), small_spec(), vocab)
+    answerer = BertQuestionAnswerer.create_from_file(path)
+    with pytest.raises(RuntimeError):
+        answerer.answer(PASSAGE, QUESTION)
+
+
+def test_bad_arguments_are_refused_before_converting(keyword_model, tmp_path):
+    saved_model, vocab = keyword_model
+    out = str(tmp_path / "m.tflite")
+    with pytest.raises(ValueError, match="not one of"):
+        tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int4")
+    with pytest.raises(ValueError, match="representative_windows"):
+        tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int8")
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        tflite.export_tflite(saved_model, out, small_spec(), str(tmp_path / "missing.txt"))
+    with pytest.raises(ValueError, match="seq_len=32"):
+        tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int8",
+                             representative_windows=random_windows(2, seq_len=16))
+    assert not tf.io.gfile.exists(out)
+
+
+def test_best_spans_respects_order_mask_and_length():
+    start = np.array([[0.0, 9.0, 0.0, 0.0, 8.0, 0.0]])
+    end = np.array([[7.0, 0.0, 0.0, 0.0, 0.0, 9.0]])
+    mask = np.array([[1, 1, 1, 1, 1, 1]])
+    # end 0 precedes start 1: not allowed; best is (1, 5).
+    assert tflite.best_spans(start, end, mask).tolist() == [[1, 5]]
+    # Span length 5 > max 4: the best allowed is (4, 5).
+    assert tflite.best_spans(start, end, mask, max_answer_tokens=4).tolist() == [[4, 5]]
+    # Token 5 is padding: the best span in the mask starts at 1 (ties: the shortest).
+    masked = np.array([[1, 1, 1, 1, 1, 0]])
+    assert tflite.best_spans(start, end, masked).tolist() == [[1, 1]]
+
+
+def test_a_hub_encoder_model_answers_in_the_task_library(tmp_path):
+    """The whole path on a real (tiny) Hub encoder: span head, export, TFLite, Task Library."""
+    from tensorflow_lite_support.python.task.text.bert_question_answerer import (
+        BertQuestionAnswerer,
+    )
+
+    from components.qa import model as model_lib
+    from tests.qa import hub_fixtures
+
+    module = hub_fixtures.make_tf2_module(str(tmp_path / "module"))
+    spec = spec_lib.MobileBertQaSpec(uri=module, is_tf2=True)  # seq_len 384, query 64
+    saved_model = model_lib.export_serving_model(
+        model_lib.build_qa_model(spec), str(tmp_path / "saved_model"), spec
+    )
+    vocab = inference.load_predictor(saved_model).vocab_path
+    path = tflite.export_tflite(saved_model, str(tmp_path / "model.tflite"), spec, vocab)
+    passage = "Paris is the capital of France. The river is blue."
+    result = BertQuestionAnswerer.create_from_file(path).answer(passage, "What is the capital?")
+    assert result.answers
+    for answer in result.answers:
+        assert answer.text and answer.text in passage

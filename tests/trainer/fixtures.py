@@ -1,0 +1,103 @@
+"""Shared test data for the trainer tests: a tiny Hub encoder and window TFRecords."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import tensorflow as tf
+
+SEQ_LEN = 32
+QUERY_LEN = 8
+
+
+def _int_feature(values) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def write_windows(path: str, count: int, seq_len: int = SEQ_LEN, seed: int = 0) -> str:
+    """Writes `count` windows (GZIP TFRecord) whose answer span is marked by token 2000.
+
+    The span starts right after the marker token, so a model can learn it.
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in range(count):
+            ids = rng.integers(1000, 1999, seq_len)
+            ids[0], ids[QUERY_LEN + 1] = 101, 102
+            start = int(rng.integers(QUERY_LEN + 3, seq_len - 2))
+            ids[start - 1] = 2000
+            feature = {
+                "example_id": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[f"q{seed}-{i}".encode()])
+                ),
+                "window_index": _int_feature([0]),
+                "input_ids": _int_feature(ids),
+                "input_mask": _int_feature([1] * seq_len),
+                "segment_ids": _int_feature(
+                    [0] * (QUERY_LEN + 2) + [1] * (seq_len - QUERY_LEN - 2)
+                ),
+                "start_positions": _int_feature([start]),
+                "end_positions": _int_feature([start + 1]),
+                "token_to_orig_map": _int_feature([-1] * seq_len),
+                "token_is_max_context": _int_feature([1] * seq_len),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    return path
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_training(args: dict, log_path: str, tf_config: dict | None = None):
+    """Starts tests/trainer/train_process.py with `args` (JSON) and TF_CONFIG; log to a file."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_process.py")
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            [sys.executable, script, json.dumps(args)], env=env, cwd=root,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def wait_for_log(path: str, text: str, process, timeout_s: float) -> None:
+    """Waits until `text` is in the log at `path`; fails if `process` ends or time runs out."""
+    import time
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        with open(path) as f:
+            if text in f.read():
+                return
+        if process.poll() is not None:
+            raise AssertionError(f"process ended ({process.returncode}) before {text!r}")
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not logged in {timeout_s}s")
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read()

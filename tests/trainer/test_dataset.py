@@ -1,0 +1,70 @@
+"""The window TFRecords → tf.data pipeline."""
+
+import os
+
+import fixtures
+import pytest
+import tensorflow as tf
+
+from components.trainer import dataset
+
+
+def test_batches_have_model_inputs_and_span_labels(window_files):
+    ds = dataset.make_window_dataset(window_files["eval"], 4, fixtures.SEQ_LEN, training=False)
+    features, labels = next(iter(ds))
+    assert sorted(features) == ["input_ids", "input_mask", "segment_ids"]
+    for tensor in features.values():
+        assert tensor.dtype == tf.int32 and tensor.shape == (4, fixtures.SEQ_LEN)
+    assert sorted(labels) == ["end_logits", "start_logits"]
+    starts, ends = labels["start_logits"].numpy(), labels["end_logits"].numpy()
+    assert labels["start_logits"].dtype == tf.int32 and starts.shape == (4,)
+    assert (ends == starts + 1).all()
+    # The answer follows the marker token 2000 in every window.
+    ids = features["input_ids"].numpy()
+    assert all(ids[i, starts[i] - 1] == 2000 for i in range(4))
+
+
+def test_eval_order_is_the_file_order_and_repeats(window_files):
+    ds = dataset.make_window_dataset(window_files["eval"], 8, fixtures.SEQ_LEN, training=False)
+    batches = [labels["start_logits"].numpy().tolist() for _, labels in ds.take(5)]
+    assert batches[4] == batches[0]  # 32 windows = 4 batches, then it starts again.
+
+
+def test_per_replica_batches_with_an_input_context(window_files):
+    context = tf.distribute.InputContext(
+        num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2
+    )
+    ds = dataset.make_window_dataset(
+        window_files["train"], 8, fixtures.SEQ_LEN, training=True, input_context=context
+    )
+    features, _ = next(iter(ds))
+    assert features["input_ids"].shape == (4, fixtures.SEQ_LEN)
+
+
+def test_no_matching_files_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="No window TFRecord files match"):
+        dataset.make_window_dataset(str(tmp_path / "nothing*"), 4, 32, training=True)
+
+
+def test_wrong_seq_len_names_file_question_and_field(window_files):
+    with pytest.raises(ValueError, match=r"q1-0.*'input_ids'.*seq_len=64"):
+        dataset.make_window_dataset(window_files["eval"], 4, 64, training=False)
+
+
+def test_questions_instead_of_windows_names_the_missing_feature(tmp_path):
+    path = str(tmp_path / "questions.gz")
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"q"])),
+    }))
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        writer.write(example.SerializeToString())
+    with pytest.raises(ValueError, match=r"questions.gz.*no feature 'input_ids'"):
+        dataset.make_window_dataset(path, 4, 32, training=True)
+
+
+def test_uncompressed_file_is_a_clear_error(tmp_path):
+    path = os.path.join(tmp_path, "plain.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(b"not gzip")
+    with pytest.raises(ValueError, match="not a GZIP TFRecord file of windows"):
+        dataset.make_window_dataset(path, 4, 32, training=True)
