@@ -120,7 +120,7 @@ class PipelineConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if value != getattr(type(self)(), field.name):
-                text = json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)
+                text = json.dumps(value) if isinstance(value, bool | list | dict) else str(value)
                 env[ENV_PREFIX + field.name.upper()] = text
         return env
 

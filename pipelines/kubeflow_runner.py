@@ -31,7 +31,6 @@ def compile_kubeflow(config: PipelineConfig, output_path: str) -> str:
     tfx.orchestration.experimental.KubeflowDagRunner(
         config=runner_config, output_dir=output_dir, output_filename=output_filename
     ).run(pipeline)
-    logging.info("Kubeflow Pipelines package written to %s", output_path)
     return output_path
 
 

@@ -30,7 +30,6 @@ def compile_vertex(config: PipelineConfig, output_path: str) -> str:
     tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=runner_config, output_dir=output_dir, output_filename=output_filename
     ).run(pipeline, parameter_values=runtime_parameter_defaults(config))
-    logging.info("Vertex AI PipelineJob written to %s", output_path)
     return output_path
 
 

@@ -96,6 +96,7 @@ def evaluate_v1(dataset: Sequence[Mapping[str, Any]], predictions: Mapping[str, 
         em_sum += max(exact_match(prediction, gold) for gold in golds)
         f1_sum += max(f1_v1(prediction, gold) for gold in golds)
     _log_missing(missing, total)
+    _log_unknown(predictions, {qa["id"] for qa in _questions(dataset)})
     return {"exact_match": 100.0 * em_sum / total, "f1": 100.0 * f1_sum / total}
 
 
@@ -127,6 +128,7 @@ def evaluate_v2(
                 f"{len(missing)} of {len(has_answer)} questions have no na_probs value, "
                 f"e.g. {missing[:5]}"
             )
+    _log_unknown(predictions, has_answer)
     exact_raw, f1_raw = {}, {}
     for qa in _questions(dataset):
         qid = qa["id"]
@@ -201,6 +203,15 @@ def _log_missing(missing: list[str], total: int) -> None:
         logging.warning(
             "%d of %d questions have no prediction and score 0, e.g. %s",
             len(missing), total, missing[:5],
+        )
+
+
+def _log_unknown(predictions: Mapping[str, str], qids) -> None:
+    unknown = [qid for qid in predictions if qid not in qids]
+    if unknown:
+        logging.warning(
+            "%d predictions are for questions not in the data set and are ignored, e.g. %s",
+            len(unknown), unknown[:5],
         )
 
 

@@ -7,19 +7,26 @@ whose window has the most context for it, end >= start, at most `max_answer_leng
 tokens; the text of a span is the original passage text (casing, accents, punctuation)
 recovered by `get_final_text`. For SQuAD 2.0 the null score is the minimum over the
 windows of `start_logits[0] + end_logits[0]`; a question is answered "" when the null
-score minus the best span's score exceeds `null_score_diff_threshold`.
+score minus the best span's score exceeds `null_score_diff_threshold`. As in the classic
+code, a question without any valid span is answered "empty" (SQuAD 1.1) or "" (2.0).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from components.qa.squad import SquadExample
+
+# The files of `write_answers`, beside the predictions file (run_squad.py's names).
+NBEST_FILE_NAME = "nbest_predictions.json"
+NULL_ODDS_FILE_NAME = "null_odds.json"
 
 _RawResult = collections.namedtuple("RawResult", ["unique_id", "start_logits", "end_logits"])
 
@@ -160,3 +167,29 @@ def _check_shapes(windows: Sequence, start_logits: np.ndarray, end_logits: np.nd
                 f"Window {window.window_index} of question {window.example_id!r} has "
                 f"{len(window.tokens)} tokens but the logits cover {start_logits.shape[1]}"
             )
+
+
+def answer_file_paths(predictions_path: str, version_2: bool) -> dict[str, str]:
+    """Where `write_answers` puts each `Answers` field (null odds only for SQuAD 2.0)."""
+    directory = os.path.dirname(predictions_path)
+    paths = {"predictions": predictions_path,
+             "nbest": os.path.join(directory, NBEST_FILE_NAME)}
+    if version_2:
+        paths["null_odds"] = os.path.join(directory, NULL_ODDS_FILE_NAME)
+    return paths
+
+
+def write_answers(answers: Answers, predictions_path: str, version_2: bool) -> dict[str, str]:
+    """Writes the answers as run_squad.py does: `predictions_path` (id → text), with
+    `nbest_predictions.json` and, for SQuAD 2.0, `null_odds.json` beside it (local or any
+    `tf.io.gfile` path). Returns the paths written, by field."""
+    import tensorflow as tf
+
+    paths = answer_file_paths(predictions_path, version_2)
+    directory = os.path.dirname(predictions_path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+    for field, path in paths.items():
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(getattr(answers, field), f, indent=2, ensure_ascii=False)
+    return paths

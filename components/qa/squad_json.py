@@ -78,12 +78,12 @@ class ParsedQuestion:
     invalid: InvalidRecord | None = None
 
 
-def read_json(path: str) -> tuple[Any, bool]:
+def read_json(path: str) -> tuple[Any, str | None]:
     """Loads a SQuAD file's JSON (gzip and BOM handled).
 
-    Returns the decoded JSON and whether the bytes were valid UTF-8; when they are not,
-    the undecodable bytes are kept as lone surrogates ('surrogateescape') so that the
-    questions holding them can be named.
+    Returns the decoded JSON and, if the bytes are not valid UTF-8, where the first bad
+    byte is (else None); undecodable bytes are kept as lone surrogates
+    ('surrogateescape') so that the questions holding them can be named.
 
     Raises:
       SquadFileError: the file cannot be read, is empty, or is not JSON.
@@ -99,13 +99,14 @@ def read_json(path: str) -> tuple[Any, bool]:
         except (OSError, EOFError, zlib.error) as e:
             raise SquadFileError(f"{path}: is not a valid gzip file: {e}") from e
     try:
-        text, is_utf8 = raw.decode("utf-8-sig"), True
-    except UnicodeDecodeError:
-        text, is_utf8 = raw.decode("utf-8-sig", errors="surrogateescape"), False
+        text, bad_byte = raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as e:
+        text = raw.decode("utf-8-sig", errors="surrogateescape")
+        bad_byte = f"byte {e.start} (0x{raw[e.start]:02x})"
     if not text.strip():
         raise SquadFileError(f"{path}: is empty; expected SQuAD JSON")
     try:
-        return json.loads(text), is_utf8
+        return json.loads(text), bad_byte
     except json.JSONDecodeError as e:
         raise SquadFileError(
             f"{path}: is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
@@ -119,7 +120,7 @@ def parse_squad_file(path: str) -> Iterator[ParsedQuestion]:
       SquadFileError: a whole-file problem (see the module docstring), including bytes
         that are not UTF-8 outside any question's text.
     """
-    data, is_utf8 = read_json(path)
+    data, bad_byte = read_json(path)
     articles = _get_list(path, data, "data", "")
     index = 0
     non_utf8_found = False
@@ -136,8 +137,8 @@ def parse_squad_file(path: str) -> Iterator[ParsedQuestion]:
                 non_utf8_found |= bool(parsed.invalid and _NOT_UNICODE in parsed.invalid.reason)
                 yield parsed
                 index += 1
-    if not is_utf8 and not non_utf8_found:
-        raise SquadFileError(f"{path}: is not valid UTF-8 (outside the questions' text)")
+    if bad_byte and not non_utf8_found:
+        raise SquadFileError(f"{path}: is not valid UTF-8: {bad_byte}, outside the questions")
 
 
 def read_squad_examples(

@@ -65,6 +65,9 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 # The BERT uncased vocab shipped with the package (encoders.DEFAULT_VOCAB_PATH, named here
 # so that synth needs no TensorFlow).
 BERT_VOCAB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "vocab.txt")
+# The value right after its attribute: MobileBERT's trigram embedding sees both at once.
+FACT_TEMPLATE = "{entity} has the {attribute} {value}."
+QUESTION_TEMPLATE = "What is the {attribute} of {entity}?"
 MIN_FACTS, MAX_FACTS = 22, 32  # 7 WordPiece tokens a fact: 154-224 tokens a passage.
 ENTITIES_PER_PASSAGE = (4, 8)
 _STOP_WORDS = {"what", "the", "of", "is", "this", "that", "with", "from", "have", "were"}
@@ -160,8 +163,9 @@ def _paragraph(
     offset = 0
     for attribute in attributes:
         entity, value = rng.choice(entities), rng.choice(ATTRIBUTES[attribute])
-        sentence = f"The {attribute} of {entity} is {value}."
-        facts.append((attribute, entity, value, offset + sentence.index(f" is {value}.") + 4))
+        sentence = FACT_TEMPLATE.format(entity=entity.capitalize(), attribute=attribute,
+                                        value=value)
+        facts.append((attribute, entity, value, offset + len(sentence) - len(value) - 1))
         sentences.append(sentence)
         offset += len(sentence) + 1
     context = " ".join(sentences)
@@ -172,10 +176,10 @@ def _paragraph(
     ):
         qa = {"id": f"synth-{pid}-{q:02d}"}
         if unanswerable_fraction and rng.random() < unanswerable_fraction:
-            qa["question"] = f"What is the {rng.choice(missing)} of {entity}?"
+            qa["question"] = QUESTION_TEMPLATE.format(attribute=rng.choice(missing), entity=entity)
             qa.update(answers=[], is_impossible=True)
         else:
-            qa["question"] = f"What is the {attribute} of {entity}?"
+            qa["question"] = QUESTION_TEMPLATE.format(attribute=attribute, entity=entity)
             qa["answers"] = [{"text": value, "answer_start": start}]
             if unanswerable_fraction:
                 qa["is_impossible"] = False

@@ -14,8 +14,10 @@ lengths when it checks the input shape). Files of any `seq_len` work with
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -184,10 +186,30 @@ def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: st
             associated_files=inputs.get_tokenizer_associated_files(),
             input_process_units=inputs.create_input_process_unit_metadata(),
         )
-        return bytes(writer.populate())
+        return _fixed_zip_times(bytes(writer.populate()))
     finally:
         if local_vocab != vocab_path:
             os.remove(local_vocab)
+
+
+def _fixed_zip_times(model_buffer: bytes) -> bytes:
+    """The model with its packed files' zip timestamps set to 1980-01-01 (the zip epoch).
+
+    The metadata populator stamps the packed files (a zip appended to the model) with the
+    current time; fixing it makes one SavedModel always give the same bytes, so that a
+    re-run pushes nothing new (the pusher compares content hashes).
+    """
+    with zipfile.ZipFile(io.BytesIO(model_buffer)) as packed:
+        infos = packed.infolist()
+        files = [(info, packed.read(info)) for info in infos]
+    out = io.BytesIO()
+    out.write(model_buffer[: min(info.header_offset for info in infos)])
+    with zipfile.ZipFile(out, "a") as packed:
+        for info, data in files:
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = info.compress_type
+            packed.writestr(fixed, data)
+    return out.getvalue()
 
 
 def _output_tensor_names(model_buffer: bytes) -> list[str]:

@@ -13,7 +13,6 @@ Works like any `FileBasedExampleGen` (`input_base`, `input_config`, `output_conf
 
 from __future__ import annotations
 
-from absl import logging
 from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen import utils
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -85,10 +84,7 @@ class SquadExampleGen(FileBasedExampleGen):
         input_config = input_config or utils.make_default_input_config(DEFAULT_INPUT_PATTERN)
         output_config = output_config or utils.make_default_output_config(input_config)
         if isinstance(output_config, example_gen_pb2.Output):
-            keyed = passage_keyed(output_config)
-            if keyed != output_config:
-                logging.info("Hash split keyed on the passage (feature %r)", PASSAGE_KEY_FEATURE)
-            output_config = keyed
+            output_config = passage_keyed(output_config)
         spec = SquadExampleGenSpec(
             input_base=input_base,
             input_config=input_config,

@@ -84,13 +84,19 @@ class _KeepFirstOfEachId(beam.DoFn):
 
 
 def _write_partial_report(
-    _, path: str, pattern: str, files: list[str], num_examples: int, invalid: list
+    _, path: str, pattern: str, files: list[str], num_read: int, num_examples: int,
+    invalid: list[squad_json.InvalidRecord],
 ) -> None:
+    if num_read != num_examples + len(invalid):
+        raise RuntimeError(
+            f"{pattern}: {num_read} questions read but {num_examples} written and "
+            f"{len(invalid)} skipped: some were lost"
+        )
     records = sorted((r.to_dict() for r in invalid), key=lambda r: (r["file"], r["location"]))
     report = {
         "pattern": pattern,
         "files": files,
-        "num_questions": num_examples + len(records),
+        "num_questions": num_read,
         "num_examples": num_examples,
         "num_skipped": len(records),
         "skipped": records,
@@ -128,6 +134,7 @@ def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
         >> beam.ParDo(_KeepFirstOfEachId(skip_invalid)).with_outputs(_INVALID, main="ok")
     )
     invalid = (parsed[_INVALID], unique[_INVALID]) | "FlattenInvalid" >> beam.Flatten()
+    read = (parsed.ok, parsed[_INVALID]) | "FlattenRead" >> beam.Flatten()
 
     report_name = hashlib.sha256(split_pattern.encode("utf-8")).hexdigest()[:16] + ".json"
     report_path = os.path.join(exec_properties[_PARTIAL_REPORTS_DIR_KEY], report_name)
@@ -140,6 +147,7 @@ def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
             report_path,
             pattern,
             files,
+            beam.pvalue.AsSingleton(read | "CountRead" >> beam.combiners.Count.Globally()),
             beam.pvalue.AsSingleton(unique.ok | "CountExamples" >> beam.combiners.Count.Globally()),
             beam.pvalue.AsSingleton(invalid | "ListInvalid" >> beam.combiners.ToList()),
         )

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-
-NBEST_FILE_NAME = "nbest_predictions.json"
-NULL_ODDS_FILE_NAME = "null_odds.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="answer every question of a SQuAD file with a model (sliding windows)",
         description="Runs a .tflite file or a SavedModel over every window of every passage "
         "(long passages are read whole) and writes predictions.json, with "
-        f"{NBEST_FILE_NAME} and (SQuAD 2.0) {NULL_ODDS_FILE_NAME} beside it.",
+        "nbest_predictions.json and (SQuAD 2.0) null_odds.json beside it.",
     )
     _add_model_arguments(predict)
     predict.add_argument("--squad", required=True, help="SQuAD JSON file (.json or .json.gz)")
@@ -50,7 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.set_defaults(handler=predict_command)
 
     answer = subparsers.add_parser(
-        "answer", help="answer one question about one passage with a model"
+        "answer",
+        help="answer one question about one passage with a model",
+        description="Prints the answer taken from the passage (an empty line when "
+        "--version-2 finds no answer); the best candidate's probability is logged.",
     )
     _add_model_arguments(answer)
     answer.add_argument("--context", required=True, help="the passage")
@@ -110,7 +109,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         else:
             result = metrics.evaluate_v1(squad["data"], predictions)
     except KeyError as error:
-        print(f"mbqa evaluate: error: {args.squad}: a question lacks field {error}",
+        print(f"mbqa evaluate: error: {args.squad}: not SQuAD's layout: missing field {error}",
               file=sys.stderr)
         return 2
     except ValueError as error:
@@ -188,12 +187,9 @@ def predict_command(args: argparse.Namespace) -> int:
     """Handler of `mbqa predict`."""
     import tensorflow as tf
 
-    from components.qa import squad_json
+    from components.qa import postprocess, squad_json
 
-    out_dir = os.path.dirname(args.out)
-    paths = {"predictions": args.out, "nbest": os.path.join(out_dir, NBEST_FILE_NAME)}
-    if args.version_2:
-        paths["null_odds"] = os.path.join(out_dir, NULL_ODDS_FILE_NAME)
+    paths = postprocess.answer_file_paths(args.out, args.version_2)
     try:
         if len(set(paths.values())) != len(paths):
             raise ValueError(f"--out {args.out} collides with {sorted(paths.values())}")
@@ -210,14 +206,8 @@ def predict_command(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mbqa predict: error: {error}", file=sys.stderr)
         return 2
-    if out_dir:
-        tf.io.gfile.makedirs(out_dir)
-    outputs = {"predictions": answers.predictions, "nbest": answers.nbest,
-               "null_odds": answers.null_odds}
-    for name, path in paths.items():
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(outputs[name], f, indent=2, ensure_ascii=False)
-        print(f"Wrote {name} for {len(outputs[name])} questions to {path}")
+    for field, path in postprocess.write_answers(answers, args.out, args.version_2).items():
+        print(f"Wrote {field} for {len(getattr(answers, field))} questions to {path}")
     return 0
 
 

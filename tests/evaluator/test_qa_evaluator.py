@@ -7,78 +7,22 @@ import os
 
 import pytest
 import tensorflow as tf
-from tfx.types import artifact_utils, standard_artifacts
-
-from components.evaluator import component, executor
-from components.qa import spec as spec_lib
-from components.qa import squad, windows
-from tests.evaluator.keyword_model import (
-    SEQ_LEN,
+from evaluator_fixtures import (
+    EVAL_QUESTIONS,
+    SPEC,
+    examples_artifact,
+    model_artifact,
     question,
-    save_keyword_model,
+    run_evaluator,
+    windows_artifact,
     write_records,
     write_vocab,
 )
+from tfx.types import standard_artifacts
 
-SPEC = spec_lib.MobileBertQaSpec(uri="unused", seq_len=SEQ_LEN, query_len=8, doc_stride=8)
-# 4 questions answered by "houston", 1 by "texas": the houston model gets EM 80, texas 20.
-EVAL_QUESTIONS = [question(f"q{i}", "houston") for i in range(4)] + [question("q4", "texas")]
-
-
-def examples_artifact(root, questions, train_questions=()) -> standard_artifacts.Examples:
-    artifact = standard_artifacts.Examples()
-    artifact.uri = str(root / "examples")
-    artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    write_records(os.path.join(artifact.uri, "Split-eval"),
-                  [squad.to_tf_example(q) for q in questions])
-    write_records(os.path.join(artifact.uri, "Split-train"),
-                  [squad.to_tf_example(q) for q in train_questions or questions])
-    return artifact
-
-
-def windows_artifact(root, vocab, questions) -> standard_artifacts.Examples:
-    """SquadTransform-like windows (training mode) of `questions` in both splits."""
-    maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(SPEC))
-    records = [windows.window_to_tf_example(w) for q in questions
-               for w in maker.make_windows(q, training=True)]
-    artifact = standard_artifacts.Examples()
-    artifact.uri = str(root / "windows")
-    artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    for split in ("train", "eval"):
-        write_records(os.path.join(artifact.uri, f"Split-{split}"), records)
-    return artifact
-
-
-def model_artifact(root, vocab, keyword: str, model_id: int) -> standard_artifacts.Model:
-    artifact = standard_artifacts.Model()
-    artifact.uri = str(root / f"model_{keyword}")
-    artifact.id = model_id
-    save_keyword_model(os.path.join(artifact.uri, "Format-Serving"), vocab, keyword=keyword)
-    return artifact
-
-
-def run_evaluator(root, examples, model, baseline=None, transformed=None, **properties):
-    evaluation = standard_artifacts.ModelEvaluation()
-    evaluation.uri = str(root / "evaluation")
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = str(root / "blessing")
-    exec_properties = {
-        executor.SPEC_KEY: SPEC.to_json(), executor.EVAL_SPLIT_KEY: "eval",
-        executor.MIN_EXACT_MATCH_KEY: 0.0, executor.MIN_F1_KEY: 0.0,
-        executor.MAX_REGRESSION_KEY: 0.0, executor.QUANTIZATIONS_KEY: '["dynamic"]',
-        executor.VERSION_2_KEY: None, executor.NULL_SCORE_DIFF_THRESHOLD_KEY: 0.0,
-        executor.MAX_EVAL_EXAMPLES_KEY: 0,
-    }
-    exec_properties.update(properties)
-    inputs = {"examples": [examples], "model": [model]}
-    if baseline is not None:
-        inputs["baseline_model"] = [baseline]
-    if transformed is not None:
-        inputs["transformed_examples"] = [transformed]
-    executor.Executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]},
-                           exec_properties)
-    with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
-        return json.load(f), evaluation, blessing
+from components.evaluator import component, executor
+from components.qa import spec as spec_lib
+from components.qa import squad
 
 
 @pytest.fixture(scope="module")

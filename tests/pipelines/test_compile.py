@@ -3,6 +3,10 @@
 import argparse
 import importlib
 import json
+import os
+import pathlib
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -12,6 +16,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipelines.cli import run
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 IMAGE = "gcr.io/proj/mobilebert-qa-tfx:1"
 COMPONENTS = {"SquadExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
               "SquadTransform", "Trainer", "QaEvaluator", "TFLitePusher"}
@@ -126,3 +131,30 @@ def test_invalid_spec_fails_at_compile_time(tmp_path):
         _mbqa(["compile", "--target", "vertex", "--out", str(tmp_path / "p.json")]
               + [f"--set={s}" for s in SETTINGS + ["spec.distribution_strategy=bogus"]])
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("engine, runner_file, home, command", [
+    ("vertex", "vertex_runner.py", "VERTEX_HOME", "create"),
+    ("kubeflow", "kubeflow_runner.py", "KUBEFLOW_HOME", "compile"),
+])
+def test_tfx_cli_compiles_the_runner_files(tmp_path, engine, runner_file, home, command):
+    from pipelines.config import PipelineConfig
+
+    bin_dir = pathlib.Path(sys.executable).parent
+    config = PipelineConfig().with_overrides(SETTINGS)
+    env = {**os.environ, **config.to_env(), home: str(tmp_path / "home"),
+           # The TFX CLI finds kfp with the `pip` on the PATH.
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(bin_dir / "tfx"), "pipeline", command, "--engine", engine, "--pipeline_path",
+         str(REPO / "pipelines" / runner_file)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    if engine == "vertex":
+        path = tmp_path / "home" / "mobilebert-qa" / "pipeline.json"
+        job = json_format.ParseDict(json.loads(path.read_text()), pipeline_spec_pb2.PipelineJob())
+        assert COMPONENTS <= set(job.pipeline_spec["root"]["dag"]["tasks"])
+    else:
+        with tarfile.open(tmp_path / "mobilebert-qa.tar.gz") as tar:
+            assert yaml.safe_load(tar.extractfile("pipeline.yaml"))["kind"] == "Workflow"

@@ -154,7 +154,7 @@ def test_new_span_warm_starts_and_gates_the_push(workspace, rerun):
     states = _states(config)
     assert states["SquadExampleGen"][-1] == "COMPLETE"  # a new span: no cache
     trainers = [t for t in _trainer_base_models(config) if t[1]]
-    (first_inputs, first_model), (warm_inputs, _) = trainers[-2], trainers[-1]
+    (_, first_model), (warm_inputs, _) = trainers[-2], trainers[-1]
     assert warm_inputs == first_model  # warm start from the blessed model of run 2
     summary = run_summary(config)
     assert states["TFLitePusher"][-1] == "COMPLETE"

@@ -1,9 +1,9 @@
 """Answering with a model over sliding windows, and the `mbqa evaluate|predict|answer` commands.
 
 The models are real: a SavedModel with the Trainer's serving contract whose logits are
-known (it scores the word "houston"; tests/evaluator/keyword_model.py) and its .tflite
-export with Task Library metadata. A stand-in that returns the gold spans' logits checks
-the whole chain (windows → logits → answers → official metrics) on real SQuAD 2.0 data.
+known (it scores the word "houston") and its .tflite export with Task Library metadata.
+A stand-in that returns the gold spans' logits checks the whole chain (windows → logits →
+answers → official metrics) on real SQuAD 2.0 data.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from components.qa import answering, inference, metrics, squad_json
+from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.qa.squad import SquadExample
 from components.qa.windows import AnswerNotFoundError, WindowConfig, WindowMaker
 from pipelines import cli
-from tests.evaluator.keyword_model import save_keyword_model
 
 SEQ_LEN = 32
-CONFIG = WindowConfig(SEQ_LEN, 8, 8)
+SPEC = spec_lib.MobileBertQaSpec(uri="unused", seq_len=SEQ_LEN, query_len=8, doc_stride=8)
+CONFIG = WindowConfig.from_spec(SPEC)
 FILLER = "the choir sang in a church near the river every sunday morning"
 # "Houston" only in the last third of a passage much longer than one window.
 LONG_CONTEXT = f"{FILLER} {FILLER} {FILLER}. She was born in Houston, Texas, in 1981."
@@ -33,18 +35,36 @@ def vocab(data_dir) -> str:
     return str(data_dir / "vocab" / "vocab.txt")
 
 
+def save_keyword_model(path, vocab_path: str, keyword: str = "houston") -> str:
+    """A SavedModel (the Trainer's exporter and serving contract) with known logits:
+    5 at every `keyword` token, else 0; the start logits add 0.1 × the segment id."""
+    vocab = open(vocab_path, encoding="utf-8").read().split("\n")
+    weights = np.zeros((len(vocab), 1), np.float32)
+    weights[vocab.index(keyword)] = 5.0
+    inputs = {name: tf.keras.Input((SEQ_LEN,), dtype=tf.int32, name=name)
+              for name in spec_lib.SERVING_INPUTS}
+    score = tf.keras.layers.Embedding(
+        len(vocab), 1, embeddings_initializer=tf.keras.initializers.Constant(weights)
+    )(inputs["input_ids"])[..., 0]
+    mask = tf.cast(inputs["input_mask"], tf.float32)
+    segment = tf.cast(inputs["segment_ids"], tf.float32)
+    model = tf.keras.Model(inputs, {"start_logits": (score + 0.1 * segment) * mask,
+                                    "end_logits": score * mask})
+    model.vocab_file = tf.saved_model.Asset(vocab_path)
+    return model_lib.export_serving_model(model, str(path), SPEC)
+
+
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory, vocab) -> str:
-    return save_keyword_model(tmp_path_factory.mktemp("model") / "saved_model", vocab, SEQ_LEN)
+    return save_keyword_model(tmp_path_factory.mktemp("model") / "saved_model", vocab)
 
 
 @pytest.fixture(scope="module")
 def tflite_model(tmp_path_factory, saved_model, vocab) -> str:
     from components.qa import tflite
 
-    spec = spec_lib.MobileBertQaSpec(uri="unused", seq_len=SEQ_LEN, query_len=8, doc_stride=8)
     out = tmp_path_factory.mktemp("tflite") / "model.tflite"
-    return tflite.export_tflite(saved_model, str(out), spec, vocab, quantization="float32")
+    return tflite.export_tflite(saved_model, str(out), SPEC, vocab, quantization="float32")
 
 
 def _examples() -> list[SquadExample]:
@@ -246,3 +266,8 @@ def test_evaluate_detects_the_version_and_names_bad_input(capsys, tmp_path):
     preds.write_text(json.dumps({"long": "houston"}))
     code, _, stderr = _mbqa(capsys, "evaluate", "--squad", v2, "--predictions", str(preds))
     assert code == 2 and "'short'" in stderr and "no prediction" in stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"version": "1.1", "data": [{"title": "t"}]}))
+    code, _, stderr = _mbqa(capsys, "evaluate", "--squad", str(broken), "--predictions",
+                            str(preds))
+    assert code == 2 and str(broken) in stderr and "'paragraphs'" in stderr

@@ -7,15 +7,64 @@ import pytest
 import tensorflow as tf
 
 from components.qa import inference
+from components.qa import model as model_lib
 from components.qa import spec as spec_lib
-from tests.evaluator.keyword_model import (
-    SEQ_LEN,
-    VOCAB,
-    expected_logits,
-    random_windows,
-    save_keyword_model,
-    write_vocab,
-)
+
+# tests/evaluator/evaluator_fixtures.py has the same keyword model for the components' tests.
+SEQ_LEN = 32
+WORDS = ["houston", "texas", "beyonce", "born", "where", "was", "in", "she", "sang", "choirs",
+         "the", "a", ".", ",", "?"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+
+
+def write_vocab(directory) -> str:
+    """A small WordPiece vocab (special tokens + `WORDS`) as `directory/vocab.txt`."""
+    path = directory / "vocab.txt"
+    path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def save_keyword_model(
+    path, vocab_path: str, seq_len: int = SEQ_LEN, keyword: str = "houston"
+) -> str:
+    """A SavedModel with the Trainer's serving contract whose answer is `keyword`.
+
+    Its logits are known: 5.0 at every `keyword` token, 0.0 at other tokens and at padding
+    (mask 0); the start logits add 0.1 × the segment id, so the two outputs differ.
+    Exported with the Trainer's `export_serving_model`, with the vocab as an asset.
+    """
+    vocab = open(vocab_path, encoding="utf-8").read().split("\n")
+    weights = np.zeros((len(vocab), 1), np.float32)
+    weights[vocab.index(keyword)] = 5.0
+    inputs = {name: tf.keras.Input((seq_len,), dtype=tf.int32, name=name)
+              for name in spec_lib.SERVING_INPUTS}
+    score = tf.keras.layers.Embedding(
+        len(vocab), 1, embeddings_initializer=tf.keras.initializers.Constant(weights)
+    )(inputs["input_ids"])[..., 0]
+    mask = tf.cast(inputs["input_mask"], tf.float32)
+    segment = tf.cast(inputs["segment_ids"], tf.float32)
+    model = tf.keras.Model(inputs, {"start_logits": (score + 0.1 * segment) * mask,
+                                    "end_logits": score * mask})
+    model.vocab_file = tf.saved_model.Asset(vocab_path)
+    spec = spec_lib.MobileBertQaSpec(uri="unused", seq_len=seq_len, query_len=8, doc_stride=8)
+    return model_lib.export_serving_model(model, str(path), spec)
+
+
+def expected_logits(ids, mask, segments, keyword_id):
+    score = np.where(ids == keyword_id, 5.0, 0.0) * mask
+    return score + 0.1 * segments * mask, score
+
+
+def random_windows(n: int, seq_len: int = SEQ_LEN, seed: int = 0) -> dict[str, np.ndarray]:
+    """`n` windows of random ids, a real-token prefix and two segments."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, len(VOCAB), (n, seq_len)).astype(np.int32)
+    lengths = rng.integers(seq_len // 2, seq_len + 1, n)
+    mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int32)
+    segments = ((np.arange(seq_len)[None, :] >= 6) & (mask > 0)).astype(np.int32)
+    return {"input_ids": ids * mask, "input_mask": mask, "segment_ids": segments}
+
+
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import random
 
 import official_squad_eval as official
@@ -197,9 +198,14 @@ def _tiny_dataset(answers: dict[str, list[str]]) -> list:
     }]
 
 
-def test_v1_missing_prediction_scores_zero():
+def test_missing_and_unknown_predictions_are_reported(caplog):
     dataset = _tiny_dataset({"q1": ["Paris"], "q2": ["London"]})
-    assert metrics.evaluate_v1(dataset, {"q1": "paris"}) == {"exact_match": 50.0, "f1": 50.0}
+    with caplog.at_level(logging.WARNING):
+        result = metrics.evaluate_v1(dataset, {"q1": "paris", "zz": "Rome"})
+    assert result == {"exact_match": 50.0, "f1": 50.0}  # q2 scores 0, zz is ignored
+    assert "1 of 2 questions have no prediction" in caplog.text and "'q2'" in caplog.text
+    assert "1 predictions are for questions not in the data set" in caplog.text
+    assert "'zz'" in caplog.text
 
 
 def test_v2_missing_prediction_is_an_error_naming_it():

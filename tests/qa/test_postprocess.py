@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -239,3 +240,23 @@ def test_bad_inputs_are_named(maker):
     with pytest.raises(ValueError, match="'q1' appears twice"):
         postprocess.predict_answers([example, example], windows, start, end,
                                     doc_words=maker.doc_words)
+
+
+def test_write_answers_as_run_squad_does(tmp_path):
+    answers = postprocess.Answers(
+        predictions={"q1": "東京", "q2": ""},
+        nbest={"q1": [{"text": "東京", "probability": 1.0, "start_logit": 2.0,
+                       "end_logit": 1.0}]},
+        null_odds={"q1": -3.0, "q2": 1.5},
+    )
+    out = tmp_path / "new" / "dir" / "preds.json"
+    paths = postprocess.write_answers(answers, str(out), version_2=True)
+    assert paths == {"predictions": str(out),
+                     "nbest": str(out.parent / "nbest_predictions.json"),
+                     "null_odds": str(out.parent / "null_odds.json")}
+    for field, path in paths.items():
+        assert json.loads(open(path, encoding="utf-8").read()) == getattr(answers, field)
+    assert "東京" in out.read_text("utf-8")  # readable UTF-8, not \u escapes
+    v1 = postprocess.write_answers(answers, str(tmp_path / "v1.json"), version_2=False)
+    assert set(v1) == {"predictions", "nbest"}
+    assert not (tmp_path / "null_odds.json").exists()

@@ -162,7 +162,8 @@ def test_non_utf8_bytes_outside_any_question_fail_the_whole_file(tmp_path):
     path = tmp_path / "latin1-title.json"
     text = json.dumps({"data": [{"title": "Caf\u00e9", "paragraphs": []}]}, ensure_ascii=False)
     path.write_bytes(text.encode("latin-1"))
-    with pytest.raises(squad_json.SquadFileError, match="latin1-title.json: is not valid UTF-8"):
+    with pytest.raises(squad_json.SquadFileError,
+                       match=r"latin1-title.json: is not valid UTF-8: byte 24 \(0xe9\)"):
         squad_json.read_squad_examples(str(path), skip_invalid=True)
 
 

@@ -7,10 +7,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from components.qa import inference, tflite
-from components.qa import spec as spec_lib
-from tests.evaluator.keyword_model import (
+from test_inference import (
     SEQ_LEN,
     VOCAB,
     expected_logits,
@@ -18,6 +15,9 @@ from tests.evaluator.keyword_model import (
     save_keyword_model,
     write_vocab,
 )
+
+from components.qa import inference, tflite
+from components.qa import spec as spec_lib
 
 PASSAGE = "Beyonce was born in Houston in Texas. She sang in choirs."
 QUESTION = "Where was Beyonce born?"
@@ -200,12 +200,12 @@ def test_best_spans_respects_order_mask_and_length():
 
 def test_a_hub_encoder_model_answers_in_the_task_library(tmp_path):
     """The whole path on a real (tiny) Hub encoder: span head, export, TFLite, Task Library."""
+    import hub_fixtures
     from tensorflow_lite_support.python.task.text.bert_question_answerer import (
         BertQuestionAnswerer,
     )
 
     from components.qa import model as model_lib
-    from tests.qa import hub_fixtures
 
     module = hub_fixtures.make_tf2_module(str(tmp_path / "module"))
     spec = spec_lib.MobileBertQaSpec(uri=module, is_tf2=True)  # seq_len 384, query 64
@@ -219,3 +219,13 @@ def test_a_hub_encoder_model_answers_in_the_task_library(tmp_path):
     assert result.answers
     for answer in result.answers:
         assert answer.text and answer.text in passage
+
+
+def test_one_saved_model_always_gives_the_same_bytes(keyword_model, tmp_path):
+    saved_model, vocab = keyword_model
+    first, second = (
+        open(tflite.export_tflite(saved_model, str(tmp_path / f"{i}.tflite"), small_spec(),
+                                  vocab), "rb").read()
+        for i in range(2)
+    )
+    assert first == second

@@ -69,6 +69,9 @@ def test_runs_in_a_local_tfx_pipeline_reading_the_span_given_by_range_config(dat
     for span, (train, eval_) in ((1, articles[0:2]), (2, articles[2:4])):
         _write_articles(input_base / f"span-{span}" / "train" / "part.json", [train])
         _write_articles(input_base / f"span-{span}" / "eval" / "part.json.gz", [eval_])
+    bad_article = {"title": "Bad", "paragraphs": [{"context": "A passage.", "qas": [
+        {"id": "bad-start", "question": "Q?", "answers": [{"text": "A", "answer_start": 99}]}]}]}
+    _write_articles(input_base / "span-1" / "train" / "bad.json", [bad_article])
     gen = SquadExampleGen(
         input_base=str(input_base),
         input_config=example_gen_pb2.Input(splits=[
@@ -77,6 +80,7 @@ def test_runs_in_a_local_tfx_pipeline_reading_the_span_given_by_range_config(dat
         ]),
         range_config=range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
             start_span_number=1, end_span_number=1)),
+        skip_invalid=True,
     )
     metadata_path = str(tmp_path / "metadata.sqlite")
     pipeline = tfx.dsl.Pipeline(
@@ -100,6 +104,10 @@ def test_runs_in_a_local_tfx_pipeline_reading_the_span_given_by_range_config(dat
         assert {e.id for e in read_split(examples, split)} == expected
     num_questions = sum(len(p["qas"]) for a in articles[:2] for p in a["paragraphs"])
     assert examples.get_int_custom_property("num_examples") == num_questions
-    assert examples.get_int_custom_property("num_skipped") == 0
+    assert examples.get_int_custom_property("num_skipped") == 1
     assert examples.get_string_custom_property("file_format") == "tfrecords_gzip"
-    assert read_report(examples)["num_questions"] == num_questions
+    report = read_report(examples)
+    assert report["num_questions"] == num_questions + 1
+    assert [(r["question_id"], r["field"]) for r in report["skipped"]] == [
+        ("bad-start", "answers[0].answer_start")
+    ]

@@ -1,14 +1,17 @@
 """SquadExampleGen's executor on real data, real artifacts, real Beam pipelines."""
 
+import gzip
 import json
 import pathlib
 import shutil
 
 import pytest
+import tensorflow as tf
 from example_gen_runs import read_report, read_split, run_executor
 from tfx.proto import example_gen_pb2
 
 from components.qa import squad_json
+from components.squad_example_gen import executor
 
 BAD_DIR = pathlib.Path(__file__).parents[1] / "data" / "bad"
 OUTCOMES = json.loads((BAD_DIR / "outcomes.json").read_text())["files"]
@@ -53,6 +56,22 @@ def test_hash_split_keeps_each_passage_in_one_split(data_dir, tmp_path):
     assert sorted(e.id for e in train + eval_) == sorted(e.id for e in expected)
     assert not {e.context for e in train} & {e.context for e in eval_}
     assert 0.2 < len(eval_) / len(expected) < 0.45
+
+
+def test_reads_through_tf_io_gfile_from_a_non_local_file_system(data_dir, tmp_path):
+    # TensorFlow's in-memory file system stands in for gs:// (both go through tf.io.gfile).
+    input_base = f"ram://{tmp_path.name}/squad"
+    tf.io.gfile.makedirs(input_base)
+    fixture = data_dir / "squad" / "dev-v2.0-first5articles.official.json"
+    with tf.io.gfile.GFile(f"{input_base}/dev.json.gz", "wb") as f:
+        f.write(gzip.compress(fixture.read_bytes()))
+
+    examples = run_executor(tmp_path, input_base, skip_invalid=True)
+
+    written = read_split(examples, "train") + read_split(examples, "eval")
+    assert sorted(e.id for e in written) == sorted(
+        e.id for e in squad_json.read_squad_examples(str(fixture))[0])
+    assert read_report(examples)["inputs"][0]["files"] == [f"{input_base}/dev.json.gz"]
 
 
 def _copy_corpus(destination: pathlib.Path) -> list[str]:
@@ -129,3 +148,16 @@ def test_a_split_whose_pattern_matches_no_file_is_named(tmp_path):
         r"Input split pattern 'train-\*.json' matches no file: nothing found at .*/train-\*.json"
     )):
         run_executor(tmp_path, BAD_DIR, input_config=_splits(train="train-*.json", eval="bom.json"))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, False), (False, False), (True, True), (0, False), (1, True),
+    ("false", False), ("true", True), ("True", True),
+])
+def test_skip_invalid_setting_accepts_what_runners_pass(value, expected):
+    assert executor.skip_invalid_setting({"skip_invalid": value}) is expected
+
+
+def test_skip_invalid_setting_rejects_anything_else():
+    with pytest.raises(ValueError, match="'skip_invalid' = 'yes' must be true or false"):
+        executor.skip_invalid_setting({"skip_invalid": "yes"})

@@ -1,4 +1,4 @@
-"""A QA model with known logits, for the inference, TFLite, evaluator and pusher tests.
+"""A QA model with known logits and questions for it, for the evaluator and pusher tests.
 
 `save_keyword_model` exports, with the Trainer's `export_serving_model`, a SavedModel that
 scores one keyword token: its best span is that word wherever it occurs, so the EM/F1 it
@@ -7,12 +7,17 @@ gets on questions whose answer is (or is not) the keyword are known exactly.
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
 
+from components.evaluator import executor
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
-from components.qa import squad
+from components.qa import squad, windows
 
 SEQ_LEN = 32
 WORDS = ["houston", "texas", "beyonce", "born", "where", "was", "in", "she", "sang", "choirs",
@@ -53,21 +58,6 @@ def save_keyword_model(
     return model_lib.export_serving_model(model, str(path), spec)
 
 
-def expected_logits(ids, mask, segments, keyword_id):
-    score = np.where(ids == keyword_id, 5.0, 0.0) * mask
-    return score + 0.1 * segments * mask, score
-
-
-def random_windows(n: int, seq_len: int = SEQ_LEN, seed: int = 0) -> dict[str, np.ndarray]:
-    """`n` windows of random ids, a real-token prefix and two segments."""
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, len(VOCAB), (n, seq_len)).astype(np.int32)
-    lengths = rng.integers(seq_len // 2, seq_len + 1, n)
-    mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int32)
-    segments = ((np.arange(seq_len)[None, :] >= 6) & (mask > 0)).astype(np.int32)
-    return {"input_ids": ids * mask, "input_mask": mask, "segment_ids": segments}
-
-
 def question(qid: str, answer: str | None, context: str = "she was born in houston in texas .",
              text: str = "where was she born ?") -> squad.SquadExample:
     """A question about `context` whose answer is the word `answer` (None: unanswerable)."""
@@ -86,3 +76,64 @@ def write_records(directory: str, records) -> str:
         for record in records:
             writer.write(record if isinstance(record, bytes) else record.SerializeToString())
     return path
+
+
+SPEC = spec_lib.MobileBertQaSpec(uri="unused", seq_len=SEQ_LEN, query_len=8, doc_stride=8)
+# 4 questions answered by "houston", 1 by "texas": the houston model gets EM 80, texas 20.
+EVAL_QUESTIONS = [question(f"q{i}", "houston") for i in range(4)] + [question("q4", "texas")]
+
+
+def examples_artifact(root, questions, train_questions=()) -> standard_artifacts.Examples:
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(root / "examples")
+    artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    write_records(os.path.join(artifact.uri, "Split-eval"),
+                  [squad.to_tf_example(q) for q in questions])
+    write_records(os.path.join(artifact.uri, "Split-train"),
+                  [squad.to_tf_example(q) for q in train_questions or questions])
+    return artifact
+
+
+def windows_artifact(root, vocab, questions) -> standard_artifacts.Examples:
+    """SquadTransform-like windows (training mode) of `questions` in both splits."""
+    maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(SPEC))
+    records = [windows.window_to_tf_example(w) for q in questions
+               for w in maker.make_windows(q, training=True)]
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(root / "windows")
+    artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    for split in ("train", "eval"):
+        write_records(os.path.join(artifact.uri, f"Split-{split}"), records)
+    return artifact
+
+
+def model_artifact(root, vocab, keyword: str, model_id: int) -> standard_artifacts.Model:
+    artifact = standard_artifacts.Model()
+    artifact.uri = str(root / f"model_{keyword}")
+    artifact.id = model_id
+    save_keyword_model(os.path.join(artifact.uri, "Format-Serving"), vocab, keyword=keyword)
+    return artifact
+
+
+def run_evaluator(root, examples, model, baseline=None, transformed=None, **properties):
+    evaluation = standard_artifacts.ModelEvaluation()
+    evaluation.uri = str(root / "evaluation")
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(root / "blessing")
+    exec_properties = {
+        executor.SPEC_KEY: SPEC.to_json(), executor.EVAL_SPLIT_KEY: "eval",
+        executor.MIN_EXACT_MATCH_KEY: 0.0, executor.MIN_F1_KEY: 0.0,
+        executor.MAX_REGRESSION_KEY: 0.0, executor.QUANTIZATIONS_KEY: '["dynamic"]',
+        executor.VERSION_2_KEY: None, executor.NULL_SCORE_DIFF_THRESHOLD_KEY: 0.0,
+        executor.MAX_EVAL_EXAMPLES_KEY: 0,
+    }
+    exec_properties.update(properties)
+    inputs = {"examples": [examples], "model": [model]}
+    if baseline is not None:
+        inputs["baseline_model"] = [baseline]
+    if transformed is not None:
+        inputs["transformed_examples"] = [transformed]
+    executor.Executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]},
+                           exec_properties)
+    with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
+        return json.load(f), evaluation, blessing

@@ -1,0 +1,176 @@
+"""SquadTransform's executor: one question tf.Example in, its window tf.Examples out, on Beam.
+
+Every split is windowed in training mode (answer positions set), since the Trainer's eval
+loss needs them too. Questions whose answer cannot be found in the passage's words are
+skipped as BERT's run_squad.py does: counted, logged and listed in `skipped-<split>.jsonl`.
+
+Why a Beam job rather than tf.Transform: the windows must be exactly BERT's classic
+preprocessing (whitespace words tokenized one by one, `_improve_answer_span`, max-context
+flags), which is plain Python over `components.qa.windows` (shared with the evaluator and
+`mbqa predict`); an in-graph tokenizer would be a second implementation to keep identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from apache_beam.metrics.metric import MetricsFilter
+from tfx import types
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+
+from components.qa import encoders, squad
+from components.qa import spec as spec_lib
+from components.qa import windows as windows_lib
+
+EXAMPLES_KEY = "examples"
+TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
+SPEC_KEY = "spec"
+
+STATS_FILE_NAME = "window_stats.json"
+SKIPPED_FILE_PREFIX = "skipped-"
+OUTPUT_FILE_PREFIX = "data_tfrecord"
+METRICS_NAMESPACE = "SquadTransform"
+# Counters, per split: f"{split}/{name}".
+COUNTERS = ("questions", "windows", "skipped", "no_windows")
+_LOG_EVERY = 5000
+
+_SKIPPED_TAG = "skipped"
+
+
+class _MakeWindows(beam.DoFn):
+    """Serialized question tf.Example -> serialized window tf.Examples (training mode).
+
+    Skipped questions go to the `skipped` output as JSON lines.
+    """
+
+    def __init__(self, vocab_path: str, config: windows_lib.WindowConfig, split: str):
+        self._vocab_path = vocab_path
+        self._config = config
+        self._split = split
+        self._counters = {
+            name: beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{split}/{name}")
+            for name in COUNTERS
+        }
+        self._maker = None
+        self._done = 0
+
+    def setup(self):
+        self._maker = windows_lib.WindowMaker(self._vocab_path, self._config)
+
+    def process(self, record: bytes):
+        example = squad.from_tf_example(record)
+        self._counters["questions"].inc()
+        self._done += 1
+        if self._done % _LOG_EVERY == 0:
+            logging.info("SquadTransform: split %s: %d questions windowed by this worker",
+                         self._split, self._done)
+        try:
+            windows = self._maker.make_windows(example, training=True)
+        except windows_lib.AnswerNotFoundError as error:
+            logging.warning("SquadTransform: split %s: skipped: %s", self._split, error)
+            self._counters["skipped"].inc()
+            yield beam.pvalue.TaggedOutput(
+                _SKIPPED_TAG, json.dumps({"id": example.id, "reason": str(error)},
+                                         ensure_ascii=False)
+            )
+            return
+        if not windows:
+            self._counters["no_windows"].inc()
+        self._counters["windows"].inc(len(windows))
+        for window in windows:
+            yield windows_lib.window_to_tf_example(window).SerializeToString()
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Windows every split of `examples` into `transformed_examples`."""
+
+    def Do(  # noqa: N802 (TFX API)
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Runs the Beam job, then records the counts (custom properties and a JSON file)."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+        output = artifact_utils.get_single_instance(output_dict[TRANSFORMED_EXAMPLES_KEY])
+        payload_format = examples_utils.get_payload_format(examples)
+        if payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE:
+            raise ValueError(
+                f"SquadTransform reads tf.Example questions; the examples at {examples.uri} "
+                f"have payload format {examples_utils.get_payload_format_string(examples)}"
+            )
+        spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
+        config = windows_lib.WindowConfig.from_spec(spec)
+        vocab_path = encoders.module_vocab_path(spec.uri)
+        splits = artifact_utils.decode_split_names(examples.split_names)
+        if not splits:
+            raise ValueError(f"The examples at {examples.uri} have no splits")
+        logging.info("SquadTransform: windowing splits %s with %s, vocab %s",
+                     splits, config, vocab_path)
+
+        output.split_names = artifact_utils.encode_split_names(splits)
+        examples_utils.set_payload_format(output, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        pipeline = self._make_beam_pipeline()
+        for split in splits:
+            (pattern,) = examples_utils.get_split_file_patterns([examples], split)
+            results = (
+                pipeline
+                | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
+                | f"Window[{split}]" >> beam.ParDo(
+                    _MakeWindows(vocab_path, config, split)
+                ).with_outputs(_SKIPPED_TAG, main="windows")
+            )
+            _ = results.windows | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                os.path.join(artifact_utils.get_split_uri([output], split), OUTPUT_FILE_PREFIX),
+                file_name_suffix=".gz",
+            )
+            _ = results[_SKIPPED_TAG] | f"WriteSkipped[{split}]" >> beam.io.WriteToText(
+                os.path.join(output.uri, SKIPPED_FILE_PREFIX + split),
+                file_name_suffix=".jsonl",
+                shard_name_template="",
+            )
+        result = pipeline.run()
+        result.wait_until_finish()
+
+        stats = _read_counters(result, splits)
+        stats["config"] = {**vars(config), "vocab": vocab_path}
+        stats_path = os.path.join(output.uri, STATS_FILE_NAME)
+        with tf.io.gfile.GFile(stats_path, "w") as f:
+            json.dump(stats, f, indent=1)
+        for name in COUNTERS:
+            output.set_int_custom_property(f"num_{name}", stats[f"num_{name}"])
+        logging.info(
+            "SquadTransform: %d questions -> %d windows; %d skipped (answer not found, listed "
+            "in %s), %d without passage tokens; stats in %s",
+            stats["num_questions"], stats["num_windows"], stats["num_skipped"],
+            os.path.join(output.uri, SKIPPED_FILE_PREFIX + "<split>.jsonl"),
+            stats["num_no_windows"], stats_path,
+        )
+
+
+def _read_counters(result: beam.runners.runner.PipelineResult, splits: list[str]) -> dict:
+    """The Beam counters as {'splits': {split: {name: n}}, 'num_<name>': total}."""
+    committed = {}
+    for counter in result.metrics().query(
+        MetricsFilter().with_namespace(METRICS_NAMESPACE)
+    )["counters"]:
+        committed[counter.key.metric.name] = committed.get(counter.key.metric.name, 0) + (
+            counter.committed or 0
+        )
+    per_split = {
+        split: {name: committed.get(f"{split}/{name}", 0) for name in COUNTERS}
+        for split in splits
+    }
+    stats: dict[str, Any] = {"splits": per_split}
+    for name in COUNTERS:
+        stats[f"num_{name}"] = sum(counts[name] for counts in per_split.values())
+    return stats

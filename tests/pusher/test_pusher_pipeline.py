@@ -1,0 +1,69 @@
+"""QaEvaluator → TFLitePusher in a real TFX pipeline (LocalDagRunner, ML Metadata)."""
+
+from __future__ import annotations
+
+import os
+
+from evaluator_fixtures import EVAL_QUESTIONS, SPEC, examples_artifact, model_artifact, write_vocab
+from tfx import v1 as tfx
+
+from components.evaluator.component import QaEvaluator
+from components.pusher.component import TFLitePusher
+
+
+def _pipeline(root, examples_uri: str, model_uri: str, destination: str, min_f1: float):
+    examples = tfx.dsl.Importer(
+        source_uri=examples_uri, artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": '["train", "eval"]'},
+    ).with_id("examples")
+    model = tfx.dsl.Importer(
+        source_uri=model_uri, artifact_type=tfx.types.standard_artifacts.Model,
+    ).with_id("model")
+    evaluator = QaEvaluator(examples.outputs["result"], model.outputs["result"], SPEC,
+                            min_f1=min_f1)
+    pusher = TFLitePusher(model.outputs["result"], evaluator.outputs["blessing"],
+                          evaluator.outputs["evaluation"], destination)
+    return tfx.dsl.Pipeline(
+        pipeline_name="evaluate_and_push",
+        pipeline_root=str(root / "pipeline_root"),
+        components=[examples, model, evaluator, pusher],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(root / "metadata.sqlite")),
+    )
+
+
+def _pushed_models(root):
+    import ml_metadata as mlmd
+
+    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(root / "metadata.sqlite"))
+    store = mlmd.MetadataStore(config)
+    artifacts = sorted(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
+    return [{k: (v.int_value if v.HasField("int_value") else v.string_value)
+             for k, v in a.custom_properties.items()} for a in artifacts]
+
+
+def test_the_pipeline_pushes_once_records_it_in_mlmd_and_reruns_idempotently(tmp_path):
+    vocab = write_vocab(tmp_path)
+    examples = examples_artifact(tmp_path, EVAL_QUESTIONS)
+    model = model_artifact(tmp_path, vocab, "houston", 0)
+    destination = str(tmp_path / "serving")
+    for _ in range(2):
+        tfx.orchestration.LocalDagRunner().run(
+            _pipeline(tmp_path, examples.uri, model.uri, destination, min_f1=50.0))
+    pushes = _pushed_models(tmp_path)
+    assert [p["pushed"] for p in pushes] == [1, 1]
+    assert [p["pushed_version"] for p in pushes] == ["1", "1"]
+    assert pushes[0]["pushed_destination"] == os.path.join(destination, "1")
+    assert os.listdir(destination) == ["1"]
+
+
+def test_the_pipeline_does_not_push_an_unblessed_model(tmp_path):
+    vocab = write_vocab(tmp_path)
+    examples = examples_artifact(tmp_path, EVAL_QUESTIONS)
+    model = model_artifact(tmp_path, vocab, "houston", 0)
+    destination = str(tmp_path / "serving")
+    tfx.orchestration.LocalDagRunner().run(
+        _pipeline(tmp_path, examples.uri, model.uri, destination, min_f1=90.0))
+    assert [p["pushed"] for p in _pushed_models(tmp_path)] == [0]
+    assert not os.path.exists(destination)

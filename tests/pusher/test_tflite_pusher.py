@@ -1,0 +1,168 @@
+"""Tests of the TFLitePusher: only blessed models, numbered versions, no partial files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from evaluator_fixtures import EVAL_QUESTIONS, examples_artifact, model_artifact, run_evaluator
+from evaluator_fixtures import write_vocab as write_keyword_vocab
+from tfx.types import standard_artifacts
+
+from components.evaluator import executor as evaluator
+from components.pusher import component, executor
+from components.qa import inference
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """Two evaluated models: houston (blessed, EM 80) and texas (NOT blessed: EM 20 < 50)."""
+    root = tmp_path_factory.mktemp("evaluated")
+    vocab = write_keyword_vocab(root)
+    examples = examples_artifact(root, EVAL_QUESTIONS)
+    result = {}
+    for keyword, model_id in (("houston", 1), ("texas", 2)):
+        model = model_artifact(root, vocab, keyword, model_id)
+        _, evaluation, blessing = run_evaluator(
+            root / keyword, examples, model,
+            **{evaluator.MIN_EXACT_MATCH_KEY: 50.0,
+               evaluator.QUANTIZATIONS_KEY: '["dynamic", "float16"]'})
+        result[keyword] = (model, blessing, evaluation)
+    return result
+
+
+def run_pusher(destination, model, blessing, evaluation, out):
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(out)
+    executor.Executor().Do(
+        {"model": [model], "model_blessing": [blessing], "evaluation": [evaluation]},
+        {"pushed_model": [pushed]},
+        {executor.PUSH_DESTINATION_KEY: str(destination)},
+    )
+    return pushed
+
+
+def snapshot(root) -> dict[str, bytes]:
+    """Every file under `root` (relative path → bytes)."""
+    files = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            files[os.path.relpath(path, root)] = open(path, "rb").read()
+    return files
+
+
+def test_an_unblessed_model_is_never_pushed(evaluated, tmp_path):
+    model, blessing, evaluation = evaluated["texas"]
+    assert blessing.get_int_custom_property("blessed") == 0
+    pushed = run_pusher(tmp_path / "dest", model, blessing, evaluation, tmp_path / "pushed")
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_blessed_model_is_pushed_to_version_1_with_everything(evaluated, tmp_path):
+    model, blessing, evaluation = evaluated["houston"]
+    pushed = run_pusher(tmp_path / "dest", model, blessing, evaluation, tmp_path / "pushed")
+    version_dir = tmp_path / "dest" / "1"
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property("pushed_version") == "1"
+    assert pushed.get_string_custom_property("pushed_destination") == str(version_dir)
+    assert os.listdir(tmp_path / "dest") == ["1"]
+    for name in ("model.tflite", "model_float16.tflite", "vocab.txt", "metrics.json",
+                 "report.html", "manifest.json", "saved_model/saved_model.pb"):
+        assert (version_dir / name).is_file(), name
+    assert (version_dir / "model.tflite").read_bytes() == open(
+        os.path.join(evaluation.uri, "tflite", "dynamic", "model.tflite"), "rb").read()
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    assert manifest["version"] == 1 and manifest["model_uri"] == model.uri
+    assert "model.tflite" in manifest["files"] and "metrics.json" not in manifest["files"]
+    assert json.loads((tmp_path / "pushed" / "manifest.json").read_text()) == manifest
+    # What was pushed works: the TFLite file and the SavedModel answer the same.
+    lite = inference.load_predictor(str(version_dir / "model.tflite"))
+    assert open(lite.vocab_path).read() == (version_dir / "vocab.txt").read_text()
+    assert inference.load_predictor(str(version_dir / "saved_model")).seq_len == lite.seq_len
+
+
+def test_pushing_the_same_model_again_reports_the_same_version(evaluated, tmp_path):
+    model, blessing, evaluation = evaluated["houston"]
+    run_pusher(tmp_path / "dest", model, blessing, evaluation, tmp_path / "p1")
+    before = snapshot(tmp_path / "dest")
+    again = run_pusher(tmp_path / "dest", model, blessing, evaluation, tmp_path / "p2")
+    assert again.get_string_custom_property("pushed_version") == "1"
+    assert again.get_int_custom_property("pushed") == 1
+    assert snapshot(tmp_path / "dest") == before
+
+
+def test_versions_are_never_overwritten(evaluated, tmp_path):
+    model, blessing, evaluation = evaluated["houston"]
+    dest = tmp_path / "dest"
+    (dest / "1").mkdir(parents=True)  # Someone else's version 1, without a manifest.
+    (dest / "1" / "model.tflite").write_bytes(b"not ours")
+    (dest / "notes").mkdir()  # Non-numeric entries are not versions.
+    pushed = run_pusher(dest, model, blessing, evaluation, tmp_path / "pushed")
+    assert pushed.get_string_custom_property("pushed_version") == "2"
+    assert (dest / "1" / "model.tflite").read_bytes() == b"not ours"
+    assert sorted(os.listdir(dest)) == ["1", "2", "notes"]
+
+
+def test_an_unwritable_destination_fails_and_leaves_nothing(evaluated, tmp_path):
+    model, blessing, evaluation = evaluated["houston"]
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a regular file, not a directory")
+    with pytest.raises(tf.errors.OpError):
+        run_pusher(blocker / "dest", model, blessing, evaluation, tmp_path / "pushed")
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+    assert blocker.read_text() == "a regular file, not a directory"
+
+
+def test_a_failure_while_copying_leaves_no_partial_version(evaluated, tmp_path, monkeypatch):
+    model, blessing, evaluation = evaluated["houston"]
+    dest = tmp_path / "dest"
+    (dest / "1").mkdir(parents=True)
+    (dest / "1" / "model.tflite").write_bytes(b"earlier version")
+    before = snapshot(dest)
+    copy = tf.io.gfile.copy
+    calls = []
+
+    def failing_copy(source, target, overwrite=False):
+        calls.append(target)
+        if len(calls) == 3:  # e.g. the disk fills up in the middle of the push
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        return copy(source, target, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", failing_copy)
+    with pytest.raises(tf.errors.ResourceExhaustedError):
+        run_pusher(dest, model, blessing, evaluation, tmp_path / "pushed")
+    assert len(calls) == 3
+    assert snapshot(dest) == before  # no new version, no temporary directory
+    assert sorted(os.listdir(dest)) == ["1"]
+
+
+def test_a_blessing_of_another_model_is_refused(evaluated, tmp_path):
+    _, blessing, evaluation = evaluated["houston"]
+    other, _, _ = evaluated["texas"]
+    with pytest.raises(ValueError, match="is for model id 1"):
+        run_pusher(tmp_path / "dest", other, blessing, evaluation, tmp_path / "pushed")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_missing_evaluation_files_are_named_before_writing(evaluated, tmp_path):
+    model, blessing, _ = evaluated["houston"]
+    empty = standard_artifacts.ModelEvaluation()
+    empty.uri = str(tmp_path / "evaluation")
+    os.makedirs(empty.uri)
+    (tmp_path / "evaluation" / "metrics.json").write_text('{"quantizations": ["dynamic"]}')
+    with pytest.raises(FileNotFoundError, match="model.tflite"):
+        run_pusher(tmp_path / "dest", model, blessing, empty, tmp_path / "pushed")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_the_component_needs_a_destination():
+    from tfx.types import channel
+
+    with pytest.raises(ValueError, match="push_destination"):
+        component.TFLitePusher(channel.Channel(type=standard_artifacts.Model),
+                               channel.Channel(type=standard_artifacts.ModelBlessing),
+                               channel.Channel(type=standard_artifacts.ModelEvaluation), "")

@@ -1,0 +1,119 @@
+"""SquadTransform in a real TFX pipeline (SquadExampleGen -> SquadTransform, LocalDagRunner)."""
+
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from tfx import v1 as tfx
+from tfx.types import artifact_utils, channel, standard_artifacts
+
+from components.qa import spec as spec_lib
+from components.qa import squad
+from components.qa.windows import WindowConfig, WindowMaker, window_from_tf_example
+from components.squad_example_gen.component import SquadExampleGen
+from components.squad_transform import executor
+from components.squad_transform.component import SquadTransform
+
+NBSP_QUESTION = {  # BERT skips it: 'a\u00a0b' is one passage word, the answer reads 'a b'
+    "id": "nbsp-answer", "question": "Which letters?", "is_impossible": False,
+    "answers": [{"text": "a\u00a0b", "answer_start": 2}],
+}
+
+
+def _module_dir(data_dir, tmp_path) -> str:
+    module = tmp_path / "module"
+    (module / "assets").mkdir(parents=True)
+    shutil.copy(data_dir / "vocab" / "vocab.txt", module / "assets" / "vocab.txt")
+    return str(module)
+
+
+def _read_split(examples, split: str) -> list[bytes]:
+    files = tf.io.gfile.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
+    assert files, f"no files in split {split}"
+    assert all(f.endswith(".gz") for f in files)
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _output(store, producer_type: str):
+    """The Examples artifact a component of the pipeline produced."""
+    artifact_type = store.get_artifact_type(standard_artifacts.Examples.TYPE_NAME)
+    for mlmd_artifact in store.get_artifacts_by_type(standard_artifacts.Examples.TYPE_NAME):
+        artifact = artifact_utils.deserialize_artifact(artifact_type, mlmd_artifact)
+        if producer_type in artifact.uri:
+            return artifact
+    raise AssertionError(f"no Examples artifact from {producer_type}")
+
+
+def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path):
+    fixture = data_dir / "squad" / "dev-v2.0-first5articles.official.json"
+    data = json.loads(fixture.read_text(encoding="utf-8"))
+    article = data["data"][0]
+    article["paragraphs"] = article["paragraphs"][:12] + [
+        {"context": "x a\u00a0b y", "qas": [NBSP_QUESTION]}
+    ]
+    input_base = tmp_path / "input"
+    input_base.mkdir()
+    (input_base / "part.json").write_text(json.dumps({"version": "v2.0", "data": [article]}))
+    model_spec = spec_lib.MobileBertQaSpec(
+        uri=_module_dir(data_dir, tmp_path), seq_len=96, query_len=24, doc_stride=32)
+    gen = SquadExampleGen(input_base=str(input_base))
+    transform = SquadTransform(examples=gen.outputs["examples"], spec=model_spec)
+    metadata_path = str(tmp_path / "metadata.sqlite")
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name="squad-transform-test",
+        pipeline_root=str(tmp_path / "root"),
+        components=[gen, transform],
+        metadata_connection_config=connection,
+    ))
+
+    store = metadata_store.MetadataStore(connection)
+    questions = _output(store, "SquadExampleGen")
+    windows = _output(store, "SquadTransform")
+    splits = artifact_utils.decode_split_names(windows.split_names)
+    assert splits == artifact_utils.decode_split_names(questions.split_names) == ["train", "eval"]
+
+    maker = WindowMaker(os.path.join(model_spec.uri, "assets", "vocab.txt"),
+                        WindowConfig(96, 24, 32))
+    stats = json.loads(tf.io.gfile.GFile(
+        os.path.join(windows.uri, executor.STATS_FILE_NAME)).read())
+    skipped_ids = []
+    total_windows = 0
+    for split in splits:
+        expected = []
+        split_questions = [squad.from_tf_example(r) for r in _read_split(questions, split)]
+        for question in split_questions:
+            if question.id == NBSP_QUESTION["id"]:
+                skipped_ids.append(split)
+                continue
+            expected.extend(maker.make_windows(question, training=True))
+        written = [window_from_tf_example(r, maker.tokenizer.vocab)
+                   for r in _read_split(windows, split)]
+        key = lambda w: (w.example_id, w.window_index)  # noqa: E731
+        assert sorted(written, key=key) == sorted(expected, key=key)
+        assert any(w.start_position > 0 for w in written)
+        split_stats = stats["splits"][split]
+        assert split_stats["questions"] == len(split_questions)
+        assert split_stats["windows"] == len(written)
+        total_windows += len(written)
+    assert len(skipped_ids) == 1  # the skipped question is in one split, and listed there
+    skipped_file = os.path.join(windows.uri, f"skipped-{skipped_ids[0]}.jsonl")
+    [line] = tf.io.gfile.GFile(skipped_file).read().splitlines()
+    assert json.loads(line)["id"] == NBSP_QUESTION["id"]
+    assert windows.get_int_custom_property("num_windows") == total_windows
+    assert windows.get_int_custom_property("num_skipped") == 1
+    assert windows.get_int_custom_property("num_questions") == questions.get_int_custom_property(
+        "num_examples")
+    assert total_windows > 2 * windows.get_int_custom_property("num_questions")
+
+
+def test_invalid_spec_fails_when_the_pipeline_is_built():
+    examples = channel.Channel(type=standard_artifacts.Examples)
+    with pytest.raises(ValueError, match="Unknown spec class"):
+        SquadTransform(examples=examples, spec='{"class": "Nope", "params": {}}')
+    component = SquadTransform(examples=examples, spec=spec_lib.MobileBertQaSpec())
+    assert spec_lib.spec_from_json(component.exec_properties["spec"]) == (
+        spec_lib.MobileBertQaSpec())

@@ -1,0 +1,139 @@
+"""Training across processes: two real workers, a dying worker, parameter servers, resume.
+
+Each job runs tests/trainer/train_process.py (`train_and_export`) in subprocesses on
+127.0.0.1, with a tiny MobileBERT and seq_len 32.
+"""
+
+import os
+import signal
+
+import fixtures
+import pytest
+from test_strategies import checkpoint_step
+
+pytestmark = pytest.mark.slow
+
+JOB_TIMEOUT_S = 420
+
+
+def _args(spec, windows, root, name, **overrides) -> dict:
+    args = dict(
+        spec=spec.replace(distribution_strategy=name).to_json(),
+        train_files=[windows["train"]], eval_files=[windows["eval"]],
+        serving_dir=str(root / "serving"), model_dir=str(root / "model"),
+        train_steps=6, eval_steps=2, batch_size=8, checkpoint_every_steps=2,
+    )
+    args.update(overrides)
+    return args
+
+
+def _two_workers(args: dict, root) -> tuple[list, list[str]]:
+    ports = fixtures.free_ports(2)
+    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
+    processes, logs = [], []
+    for task in ("chief", "worker"):
+        logs.append(str(root / f"{task}.log"))
+        config = {"cluster": cluster, "task": {"type": task, "index": 0}}
+        processes.append(fixtures.start_training(args, logs[-1], config))
+    return processes, logs
+
+
+def _files_under(path) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), path)
+                  for d, _, files in os.walk(path) for f in files)
+
+
+def test_two_workers_train_together_and_only_the_chief_exports(
+    tiny_spec, window_files, tmp_path
+):
+    args = _args(tiny_spec, window_files, tmp_path, "multi_worker_mirrored")
+    processes, logs = _two_workers(args, tmp_path)
+    try:
+        codes = [p.wait(timeout=JOB_TIMEOUT_S) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    chief, worker = (fixtures.read(log) for log in logs)
+    assert codes == [0, 0], chief[-3000:] + worker[-3000:]
+    assert "2 replicas" in chief and "2 replicas" in worker
+    assert "[chief:0] step 6/6" in chief and "[worker:0] step 6/6" in worker
+    assert f"train_process result: {tmp_path / 'serving'}" in chief
+    assert "train_process result: None" in worker
+    assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
+    assert checkpoint_step(str(tmp_path / "model")) == 6
+    # Nothing from the worker's temporary dirs is left, and one model was exported.
+    assert sorted(os.listdir(tmp_path)) == [
+        "chief.log", "model", "serving", "worker.log",
+    ]
+    leftovers = [f for f in _files_under(tmp_path) if "tmp" in f or "workertemp" in f]
+    assert leftovers == []
+
+
+def test_a_dead_worker_fails_the_survivor_clearly_without_hanging(
+    tiny_spec, window_files, tmp_path
+):
+    args = _args(tiny_spec, window_files, tmp_path, "multi_worker_mirrored",
+                 train_steps=100000, collective_timeout_s=30)
+    (chief, worker), (chief_log, worker_log) = _two_workers(args, tmp_path)
+    try:
+        fixtures.wait_for_log(worker_log, "[worker:0] step 2/", worker, JOB_TIMEOUT_S)
+        worker.send_signal(signal.SIGKILL)
+        code = chief.wait(timeout=120)  # collective timeout 30s, health checks: well within
+    finally:
+        chief.kill()
+        worker.kill()
+    log = fixtures.read(chief_log)
+    assert code != 0
+    assert "A peer of this multi_worker_mirrored job failed or became unreachable" in log
+    assert not os.path.exists(tmp_path / "serving")
+
+
+def test_parameter_server_cluster_trains_and_exports(tiny_spec, window_files, tmp_path):
+    ports = fixtures.free_ports(3)
+    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"],
+               "ps": [f"127.0.0.1:{ports[2]}"]}
+    args = _args(tiny_spec, window_files, tmp_path, "parameter_server",
+                 in_process_servers=["worker", "ps"])
+    log = str(tmp_path / "chief.log")
+    process = fixtures.start_training(
+        args, log, {"cluster": cluster, "task": {"type": "chief", "index": 0}}
+    )
+    try:
+        code = process.wait(timeout=JOB_TIMEOUT_S)
+    finally:
+        process.kill()
+    text = fixtures.read(log)
+    assert code == 0, text[-3000:]
+    assert "ParameterServerStrategy over" in text
+    assert "/job:worker/replica:0/task:0" in text or "Trained 6 steps" in text
+    assert checkpoint_step(str(tmp_path / "model")) == 6
+    assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
+
+
+def test_killed_training_resumes_from_its_checkpoint(tiny_spec, window_files, tmp_path):
+    args = _args(tiny_spec, window_files, tmp_path, "off", train_steps=300,
+                 checkpoint_every_steps=10)
+    first_log, second_log = str(tmp_path / "first.log"), str(tmp_path / "second.log")
+    first = fixtures.start_training(args, first_log)
+    try:
+        fixtures.wait_for_log(first_log, "[local] step 20/300", first, JOB_TIMEOUT_S)
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        first.kill()
+    assert "Trained 300 steps" not in fixtures.read(first_log)
+    assert not os.path.exists(tmp_path / "serving")
+
+    second = fixtures.start_training(args, second_log)
+    try:
+        code = second.wait(timeout=JOB_TIMEOUT_S)
+    finally:
+        second.kill()
+    log = fixtures.read(second_log)
+    assert code == 0, log[-3000:]
+    resumed = int(log.split("Resumed from checkpoint at step ")[1].split()[0])
+    assert 20 <= resumed < 300
+    assert "Training from step 0" not in log
+    assert checkpoint_step(str(tmp_path / "model")) == 300
+    assert os.listdir(tmp_path / "serving")
+    assert not os.listdir(tmp_path / "model" / "backup")  # deleted once training ended
