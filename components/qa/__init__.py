@@ -1,1 +1,1 @@
-"""The question-answering core: spec, tokenization, windows, model, metrics, TFLite. No TFX imports."""
+"""The question-answering core: spec, windows, model, metrics, TFLite. No TFX imports."""

@@ -110,7 +110,8 @@ def export_serving_model(model: tf.keras.Model, path: str, spec: spec_lib.BertQa
 
     @tf.function(input_signature=input_signature)
     def serve(input_ids, input_mask, segment_ids):
-        features = dict(zip(spec_lib.SERVING_INPUTS, (input_ids, input_mask, segment_ids)))
+        inputs = (input_ids, input_mask, segment_ids)
+        features = dict(zip(spec_lib.SERVING_INPUTS, inputs, strict=True))
         outputs = model(features, training=False)
         return {name: tf.cast(outputs[name], tf.float32) for name in spec_lib.SERVING_OUTPUTS}
 

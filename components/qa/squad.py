@@ -39,7 +39,8 @@ class SquadExample:
 
 
 def _bytes(values: list[str]) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+    encoded = [v.encode("utf-8") for v in values]
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
 
 
 def _ints(values: list[int]) -> tf.train.Feature:

@@ -114,7 +114,9 @@ def make_strategy(
 def tpu_cluster_resolver(tpu: str) -> tf.distribute.cluster_resolver.TPUClusterResolver:
     """The resolver of the TPU at `tpu` (a name, or a `grpc://host:port` address)."""
     if not tpu:
-        raise ValueError("distribution_strategy='tpu' needs spec.tpu: a TPU name or grpc:// address")
+        raise ValueError(
+            "distribution_strategy='tpu' needs spec.tpu: a TPU name or grpc:// address"
+        )
     try:
         return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     except (ValueError, RuntimeError, ImportError) as error:

@@ -7,7 +7,12 @@ import os
 
 import pytest
 import tensorflow as tf
-from evaluator_fixtures import (
+from tfx.types import standard_artifacts
+
+from components.evaluator import component, executor
+from components.qa import spec as spec_lib
+from components.qa import squad
+from tests.evaluator.evaluator_fixtures import (
     EVAL_QUESTIONS,
     SPEC,
     examples_artifact,
@@ -18,11 +23,6 @@ from evaluator_fixtures import (
     write_records,
     write_vocab,
 )
-from tfx.types import standard_artifacts
-
-from components.evaluator import component, executor
-from components.qa import spec as spec_lib
-from components.qa import squad
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 
-from evaluator_fixtures import EVAL_QUESTIONS, SPEC, examples_artifact, model_artifact, write_vocab
 from tfx import v1 as tfx
 
 from components.evaluator.component import QaEvaluator
 from components.pusher.component import TFLitePusher
+from tests.evaluator.evaluator_fixtures import (
+    EVAL_QUESTIONS,
+    SPEC,
+    examples_artifact,
+    model_artifact,
+    write_vocab,
+)
 
 
 def _pipeline(root, examples_uri: str, model_uri: str, destination: str, min_f1: float):

@@ -7,13 +7,18 @@ import os
 
 import pytest
 import tensorflow as tf
-from evaluator_fixtures import EVAL_QUESTIONS, examples_artifact, model_artifact, run_evaluator
-from evaluator_fixtures import write_vocab as write_keyword_vocab
 from tfx.types import standard_artifacts
 
 from components.evaluator import executor as evaluator
 from components.pusher import component, executor
 from components.qa import inference
+from tests.evaluator.evaluator_fixtures import (
+    EVAL_QUESTIONS,
+    examples_artifact,
+    model_artifact,
+    run_evaluator,
+)
+from tests.evaluator.evaluator_fixtures import write_vocab as write_keyword_vocab
 
 
 @pytest.fixture(scope="module")

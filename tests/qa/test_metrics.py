@@ -7,11 +7,11 @@ import json
 import logging
 import random
 
-import official_squad_eval as official
 import pytest
 
 from components.qa import metrics
 from components.qa.squad import SquadExample
+from tests.qa import official_squad_eval as official
 
 
 def _load(path) -> list:

@@ -7,7 +7,10 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_inference import (
+
+from components.qa import inference, tflite
+from components.qa import spec as spec_lib
+from tests.qa.test_inference import (
     SEQ_LEN,
     VOCAB,
     expected_logits,
@@ -15,9 +18,6 @@ from test_inference import (
     save_keyword_model,
     write_vocab,
 )
-
-from components.qa import inference, tflite
-from components.qa import spec as spec_lib
 
 PASSAGE = "Beyonce was born in Houston in Texas. She sang in choirs."
 QUESTION = "Where was Beyonce born?"

@@ -3,7 +3,6 @@
 import gzip
 import json
 
-from example_gen_runs import read_report, read_split
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
@@ -12,6 +11,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
 from components.squad_example_gen.component import SquadExampleGen
+from tests.squad_example_gen.example_gen_runs import read_report, read_split
 
 
 def _output_config(gen: SquadExampleGen) -> example_gen_pb2.Output:

@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 import tensorflow as tf
-from example_gen_runs import read_report, read_split, run_executor
 from tfx.proto import example_gen_pb2
 
 from components.qa import squad_json
 from components.squad_example_gen import executor
+from tests.squad_example_gen.example_gen_runs import read_report, read_split, run_executor
 
 BAD_DIR = pathlib.Path(__file__).parents[1] / "data" / "bad"
 OUTCOMES = json.loads((BAD_DIR / "outcomes.json").read_text())["files"]

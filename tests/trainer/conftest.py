@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-
-import fixtures  # noqa: E402
+from tests.trainer import fixtures
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,11 @@
 
 import os
 
-import fixtures
 import pytest
 import tensorflow as tf
 
 from components.trainer import dataset
+from tests.trainer import fixtures
 
 
 def test_batches_have_model_inputs_and_span_labels(window_files):

@@ -7,9 +7,10 @@ Each job runs tests/trainer/train_process.py (`train_and_export`) in subprocesse
 import os
 import signal
 
-import fixtures
 import pytest
-from test_strategies import checkpoint_step
+
+from tests.trainer import fixtures
+from tests.trainer.test_strategies import checkpoint_step
 
 pytestmark = pytest.mark.slow
 

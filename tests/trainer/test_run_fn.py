@@ -3,13 +3,13 @@
 import json
 import os
 
-import fixtures
 import numpy as np
 import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
 from components.trainer import run_fn
+from tests.trainer import fixtures
 
 
 def _windows_examples_dir(window_files) -> str:

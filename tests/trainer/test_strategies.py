@@ -3,11 +3,11 @@
 import json
 import os
 
-import fixtures
 import pytest
 import tensorflow as tf
 
 from components.trainer import run_fn, strategies
+from tests.trainer import fixtures
 
 
 def checkpoint_step(model_dir: str) -> int:
