@@ -1,8 +1,8 @@
 """A learnable synthetic question-answering data set in the SQuAD JSON format.
 
-Each passage is a shuffled list of facts "The <attribute> of <entity> is <value>." (each
+Each passage is a shuffled list of facts "<Entity> has the <attribute> <value>." (each
 attribute at most once per passage); each question asks "What is the <attribute> of
-<entity>?" and its answer is the value, the word right after the matching fact's "is".
+<entity>?" and its answer is the value, the word right after the matching fact's attribute.
 Attributes and values come from closed lists, entities from the BERT vocab's plain
 words (disjoint between train and eval), so every word is one WordPiece. Passages are
 about 160-300 WordPiece tokens: longer than one window of a 128-token model, so the

@@ -10,7 +10,7 @@ from tokenizers import BertWordPieceTokenizer
 from components.qa import synth
 from pipelines.cli import model as model_cli
 
-FACT = re.compile(r"The (\w+) of (\w+) is (\w+)\.")
+FACT = re.compile(r"([A-Z]\w+) has the (\w+) (\w+)\.")
 QUESTION = re.compile(r"What is the (\w+) of (\w+)\?")
 # The demo's window: seq_len 128, query_len 32 -> at most 93 passage tokens a window.
 PASSAGE_TOKENS_PER_WINDOW = 128 - 32 - 3
@@ -19,6 +19,11 @@ PASSAGE_TOKENS_PER_WINDOW = 128 - 32 - 3
 def _load(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def _facts(context):
+    """(attribute, entity, value) of every fact stated in `context`."""
+    return [(a, e.lower(), v) for e, a, v in FACT.findall(context)]
 
 
 def _paragraphs(data):
@@ -66,16 +71,16 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, v1):
 def test_every_answer_is_the_stated_value(v1, split):
     for paragraph in _paragraphs(_load(v1[split])):
         context = paragraph["context"]
-        facts = {(a, e): v for a, e, v in FACT.findall(context)}
+        facts = {(a, e): v for a, e, v in _facts(context)}
         # Each attribute is stated once, so the question has exactly one answer.
-        assert len({a for a, _ in facts}) == len(facts) == len(FACT.findall(context))
+        assert len({a for a, _ in facts}) == len(facts) == len(_facts(context))
         for qa in paragraph["qas"]:
             attribute, entity = QUESTION.fullmatch(qa["question"]).groups()
             [answer] = qa["answers"]
             start, text = answer["answer_start"], answer["text"]
             assert context[start:start + len(text)] == text
             assert text == facts[(attribute, entity)]
-            assert context[:start].endswith(f"The {attribute} of {entity} is ")
+            assert context[:start].endswith(f"{entity.capitalize()} has the {attribute} ")
 
 
 def test_contexts_of_files_need_several_windows(v1):
@@ -90,14 +95,14 @@ def test_contexts_of_files_need_several_windows(v1):
 
 def test_eval_passages_are_held_out(v1):
     def entities(path):
-        return {e for p in _paragraphs(_load(path)) for _, e, _ in FACT.findall(p["context"])}
+        return {e for p in _paragraphs(_load(path)) for _, e, _ in _facts(p["context"])}
 
     assert entities(v1["train"]).isdisjoint(entities(v1["eval"]))
 
 
 def test_values_come_from_closed_sets(v1):
     for paragraph in _paragraphs(_load(v1["train"])):
-        for attribute, _, value in FACT.findall(paragraph["context"]):
+        for attribute, _, value in _facts(paragraph["context"]):
             assert value in synth.ATTRIBUTES[attribute]
 
 
@@ -112,8 +117,8 @@ def test_unanswerable_questions_only_behind_the_option(v1, v2):
     for context, qa in impossible:
         attribute, entity = QUESTION.fullmatch(qa["question"]).groups()
         assert qa["answers"] == []
-        assert f"The {attribute} of " not in context
-        assert f" of {entity} is " in context
+        assert f" has the {attribute} " not in context
+        assert f"{entity.capitalize()} has the " in context
     assert all(len(qa["answers"]) == 1 for _, qa in qas if not qa["is_impossible"])
 
 

@@ -200,12 +200,12 @@ def test_best_spans_respects_order_mask_and_length():
 
 def test_a_hub_encoder_model_answers_in_the_task_library(tmp_path):
     """The whole path on a real (tiny) Hub encoder: span head, export, TFLite, Task Library."""
-    import hub_fixtures
     from tensorflow_lite_support.python.task.text.bert_question_answerer import (
         BertQuestionAnswerer,
     )
 
     from components.qa import model as model_lib
+    from tests.qa import hub_fixtures
 
     module = hub_fixtures.make_tf2_module(str(tmp_path / "module"))
     spec = spec_lib.MobileBertQaSpec(uri=module, is_tf2=True)  # seq_len 384, query 64
