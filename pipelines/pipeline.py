@@ -3,8 +3,7 @@
 SquadExampleGen -> (StatisticsGen -> SchemaGen -> ExampleValidator) -> SquadTransform
 -> Trainer (warm-started from the last blessed model) -> QaEvaluator (against that model)
 -> TFLitePusher. Every setting comes from `pipelines.config.PipelineConfig`; on Vertex AI
-the data root, training steps and push destination are RuntimeParameters (the spec and the
-thresholds are compiled in: QaEvaluator takes them as constants).
+the data root, training steps, spec, thresholds and push destination are RuntimeParameters.
 """
 
 from __future__ import annotations
@@ -26,6 +25,11 @@ RESOLVER_ID = "latest_blessed_model_resolver"
 # Names of the Vertex AI runtime parameters (KubeflowV2DagRunner only).
 PARAM_DATA_ROOT = "data_root"
 PARAM_TRAIN_ARGS = "train_args"
+PARAM_SPEC = "spec"
+PARAM_TRAINER_CONFIG = "trainer_config"
+PARAM_MIN_EXACT_MATCH = "min_exact_match"
+PARAM_MIN_F1 = "min_f1"
+PARAM_MAX_REGRESSION = "max_regression"
 PARAM_PUSH_DESTINATION = "push_destination"
 
 
@@ -37,7 +41,6 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
     """
     config.validate(target)
     params = runtime_parameters(config) if target == "vertex" else parameter_values(config)
-    spec_json = config.build_spec().to_json()
     input_config = tfx.proto.Input(splits=[
         tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
         tfx.proto.Input.Split(name="eval", pattern=config.eval_pattern),
@@ -55,7 +58,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         )
         components += [statistics_gen, schema_gen, example_validator]
 
-    transform = SquadTransform(examples=example_gen.outputs["examples"], spec=spec_json)
+    transform = SquadTransform(examples=example_gen.outputs["examples"], spec=params[PARAM_SPEC])
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -67,7 +70,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         base_model=model_resolver.outputs["model"],
         train_args=params[PARAM_TRAIN_ARGS],
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
-        custom_config=trainer_custom_config(config, target),
+        custom_config=params[PARAM_TRAINER_CONFIG],
     )
     if target == "vertex" and config.gcp_project:
         trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)
@@ -78,11 +81,11 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         transformed_examples=transform.outputs["transformed_examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        spec=spec_json,
+        spec=params[PARAM_SPEC],
         eval_split="eval",
-        min_exact_match=config.min_exact_match,
-        min_f1=config.min_f1,
-        max_regression=config.max_regression,
+        min_exact_match=params[PARAM_MIN_EXACT_MATCH],
+        min_f1=params[PARAM_MIN_F1],
+        max_regression=params[PARAM_MAX_REGRESSION],
         quantizations=config.quantizations,
     )
     pusher = TFLitePusher(
@@ -119,25 +122,32 @@ def trainer_custom_config(config: PipelineConfig, target: str = "local") -> dict
     return custom_config
 
 
-def parameter_values(config: PipelineConfig) -> dict[str, Any]:
+def parameter_values(config: PipelineConfig, target: str = "local") -> dict[str, Any]:
     """The values of the settings that are RuntimeParameters on Vertex AI, from `config`."""
     return {
         PARAM_DATA_ROOT: config.data_root,
         PARAM_TRAIN_ARGS: tfx.proto.TrainArgs(num_steps=config.train_steps),
+        PARAM_SPEC: config.build_spec().to_json(),
+        PARAM_TRAINER_CONFIG: trainer_custom_config(config, target),
+        PARAM_MIN_EXACT_MATCH: float(config.min_exact_match),
+        PARAM_MIN_F1: float(config.min_f1),
+        PARAM_MAX_REGRESSION: float(config.max_regression),
         PARAM_PUSH_DESTINATION: config.push_destination,
     }
 
 
 def runtime_parameters(config: PipelineConfig) -> dict[str, data_types.RuntimeParameter]:
     """The Vertex AI RuntimeParameters; defaults are `runtime_parameter_defaults(config)`."""
+    defaults = runtime_parameter_defaults(config)
     return {
         name: data_types.RuntimeParameter(name=name, ptype=type(value), default=value)
-        for name, value in runtime_parameter_defaults(config).items()
+        for name, value in defaults.items()
     }
 
 
-def runtime_parameter_defaults(config: PipelineConfig) -> dict[str, str]:
-    """The RuntimeParameters' values as Vertex AI takes them (TrainArgs as JSON)."""
-    values = parameter_values(config)
+def runtime_parameter_defaults(config: PipelineConfig) -> dict[str, str | float]:
+    """The RuntimeParameters' values as Vertex AI takes them (protos and dicts as JSON)."""
+    values = parameter_values(config, "vertex")
     values[PARAM_TRAIN_ARGS] = json.dumps({"num_steps": config.train_steps})
+    values[PARAM_TRAINER_CONFIG] = json.dumps(values[PARAM_TRAINER_CONFIG], sort_keys=True)
     return values

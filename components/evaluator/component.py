@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
+from tfx.orchestration import data_types
 from tfx.types import channel, component_spec, standard_artifacts, standard_component_specs
 
 from components.evaluator import executor
@@ -64,13 +65,13 @@ class QaEvaluator(base_component.BaseComponent):
         self,
         examples: types.BaseChannel,
         model: types.BaseChannel,
-        spec: spec_lib.BertQaSpec | str,
+        spec: spec_lib.BertQaSpec | str | data_types.RuntimeParameter,
         baseline_model: types.BaseChannel | None = None,
         transformed_examples: types.BaseChannel | None = None,
         eval_split: str = "eval",
-        min_exact_match: float = 0.0,
-        min_f1: float = 0.0,
-        max_regression: float = 0.0,
+        min_exact_match: float | data_types.RuntimeParameter = 0.0,
+        min_f1: float | data_types.RuntimeParameter = 0.0,
+        max_regression: float | data_types.RuntimeParameter = 0.0,
         quantizations: Sequence[str] = ("dynamic",),
         version_2_with_negative: bool | None = None,
         null_score_diff_threshold: float = 0.0,
@@ -81,13 +82,15 @@ class QaEvaluator(base_component.BaseComponent):
         Args:
           examples: SquadExampleGen's Examples (one tf.Example per question).
           model: the Trainer's Model (SavedModel under Format-Serving).
-          spec: the model spec (or its JSON): seq_len, query_len, doc_stride, TFLite names.
+          spec: the model spec (or its JSON, or a RuntimeParameter holding the JSON):
+            seq_len, query_len, doc_stride, TFLite names.
           baseline_model: the model to beat (e.g. the latest blessed one, resolved with
             `LatestBlessedModelStrategy`); re-scored on the same questions.
           transformed_examples: SquadTransform's windows; its `train` split calibrates
             'int8' (required for it).
           eval_split: the split of `examples` to score.
-          min_exact_match, min_f1: thresholds (percent) every scored candidate must reach.
+          min_exact_match, min_f1: thresholds (percent) every scored candidate must reach
+            (numbers or float RuntimeParameters, as `max_regression`).
           max_regression: how many points the candidate's EM and F1 may be below the
             baseline's.
           quantizations: TFLite formats to export and score, the first being the one to
@@ -110,18 +113,20 @@ class QaEvaluator(base_component.BaseComponent):
                              "windows calibrate the int8 model)")
         if max_eval_examples < 0:
             raise ValueError(f"max_eval_examples={max_eval_examples} must be >= 0 (0: all)")
-        spec_json = spec if isinstance(spec, str) else spec.to_json()
-        spec_lib.spec_from_json(spec_json)  # Fails here, not in the run, if invalid.
+        if isinstance(spec, spec_lib.BertQaSpec):
+            spec = spec.to_json()
+        elif isinstance(spec, str):
+            spec_lib.spec_from_json(spec)  # Fails here, not in the run, if invalid.
         super().__init__(QaEvaluatorSpec(
             examples=examples,
             model=model,
             baseline_model=baseline_model,
             transformed_examples=transformed_examples,
-            spec=spec_json,
+            spec=spec,
             eval_split=eval_split,
-            min_exact_match=float(min_exact_match),
-            min_f1=float(min_f1),
-            max_regression=float(max_regression),
+            min_exact_match=_float_or_parameter(min_exact_match),
+            min_f1=_float_or_parameter(min_f1),
+            max_regression=_float_or_parameter(max_regression),
             quantizations=json.dumps(quantizations),
             version_2_with_negative=version_2_with_negative,
             null_score_diff_threshold=float(null_score_diff_threshold),
@@ -129,3 +134,9 @@ class QaEvaluator(base_component.BaseComponent):
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
         ))
+
+
+def _float_or_parameter(
+    value: float | data_types.RuntimeParameter,
+) -> float | data_types.RuntimeParameter:
+    return value if isinstance(value, data_types.RuntimeParameter) else float(value)
