@@ -94,8 +94,8 @@ def run_summary(config: PipelineConfig) -> RunSummary:
         return sorted(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
 
     pushed = [
-        {"uri": a.uri, **{k: v.int_value or v.string_value
-                          for k, v in a.custom_properties.items()}}
+        {"uri": a.uri, **{k: getattr(v, v.WhichOneof("value"))
+                          for k, v in a.custom_properties.items() if v.WhichOneof("value")}}
         for a in artifacts("PushedModel")
     ]
     return RunSummary(executions, [a.uri for a in artifacts("ModelEvaluation")], pushed)

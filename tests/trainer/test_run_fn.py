@@ -57,8 +57,9 @@ def _model_uris(root) -> list[str]:
         str(root / "metadata.sqlite")
     )
     store = metadata_store.MetadataStore(config)
+    trainer_dir = str(root / "pipeline" / "Trainer") + os.sep  # not the imported base model
     return sorted(a.uri for a in store.get_artifacts_by_type("Model")
-                  if "/Trainer/" in a.uri)
+                  if a.uri.startswith(trainer_dir))
 
 
 @pytest.mark.slow
