@@ -13,14 +13,13 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from components.qa import answering, inference, metrics, squad_json
-from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.qa.squad import SquadExample
 from components.qa.windows import AnswerNotFoundError, WindowConfig, WindowMaker
 from pipelines import cli
+from tests.evaluator import evaluator_fixtures
 
 SEQ_LEN = 32
 SPEC = spec_lib.MobileBertQaSpec(uri="unused", seq_len=SEQ_LEN, query_len=8, doc_stride=8)
@@ -36,22 +35,8 @@ def vocab(data_dir) -> str:
 
 
 def save_keyword_model(path, vocab_path: str, keyword: str = "houston") -> str:
-    """A SavedModel (the Trainer's exporter and serving contract) with known logits:
-    5 at every `keyword` token, else 0; the start logits add 0.1 × the segment id."""
-    vocab = open(vocab_path, encoding="utf-8").read().split("\n")
-    weights = np.zeros((len(vocab), 1), np.float32)
-    weights[vocab.index(keyword)] = 5.0
-    inputs = {name: tf.keras.Input((SEQ_LEN,), dtype=tf.int32, name=name)
-              for name in spec_lib.SERVING_INPUTS}
-    score = tf.keras.layers.Embedding(
-        len(vocab), 1, embeddings_initializer=tf.keras.initializers.Constant(weights)
-    )(inputs["input_ids"])[..., 0]
-    mask = tf.cast(inputs["input_mask"], tf.float32)
-    segment = tf.cast(inputs["segment_ids"], tf.float32)
-    model = tf.keras.Model(inputs, {"start_logits": (score + 0.1 * segment) * mask,
-                                    "end_logits": score * mask})
-    model.vocab_file = tf.saved_model.Asset(vocab_path)
-    return model_lib.export_serving_model(model, str(path), SPEC)
+    """The keyword model (known logits) at this module's SEQ_LEN."""
+    return evaluator_fixtures.save_keyword_model(path, vocab_path, SEQ_LEN, keyword)
 
 
 @pytest.fixture(scope="module")

@@ -7,47 +7,14 @@ import pytest
 import tensorflow as tf
 
 from components.qa import inference
-from components.qa import model as model_lib
 from components.qa import spec as spec_lib
-
-# tests/evaluator/evaluator_fixtures.py has the same keyword model for the components' tests.
-SEQ_LEN = 32
-WORDS = ["houston", "texas", "beyonce", "born", "where", "was", "in", "she", "sang", "choirs",
-         "the", "a", ".", ",", "?"]
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-
-
-def write_vocab(directory) -> str:
-    """A small WordPiece vocab (special tokens + `WORDS`) as `directory/vocab.txt`."""
-    path = directory / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    return str(path)
-
-
-def save_keyword_model(
-    path, vocab_path: str, seq_len: int = SEQ_LEN, keyword: str = "houston"
-) -> str:
-    """A SavedModel with the Trainer's serving contract whose answer is `keyword`.
-
-    Its logits are known: 5.0 at every `keyword` token, 0.0 at other tokens and at padding
-    (mask 0); the start logits add 0.1 × the segment id, so the two outputs differ.
-    Exported with the Trainer's `export_serving_model`, with the vocab as an asset.
-    """
-    vocab = open(vocab_path, encoding="utf-8").read().split("\n")
-    weights = np.zeros((len(vocab), 1), np.float32)
-    weights[vocab.index(keyword)] = 5.0
-    inputs = {name: tf.keras.Input((seq_len,), dtype=tf.int32, name=name)
-              for name in spec_lib.SERVING_INPUTS}
-    score = tf.keras.layers.Embedding(
-        len(vocab), 1, embeddings_initializer=tf.keras.initializers.Constant(weights)
-    )(inputs["input_ids"])[..., 0]
-    mask = tf.cast(inputs["input_mask"], tf.float32)
-    segment = tf.cast(inputs["segment_ids"], tf.float32)
-    model = tf.keras.Model(inputs, {"start_logits": (score + 0.1 * segment) * mask,
-                                    "end_logits": score * mask})
-    model.vocab_file = tf.saved_model.Asset(vocab_path)
-    spec = spec_lib.MobileBertQaSpec(uri="unused", seq_len=seq_len, query_len=8, doc_stride=8)
-    return model_lib.export_serving_model(model, str(path), spec)
+from tests.evaluator.evaluator_fixtures import (  # noqa: F401 (re-exported to test_tflite)
+    SEQ_LEN,
+    VOCAB,
+    WORDS,
+    save_keyword_model,
+    write_vocab,
+)
 
 
 def expected_logits(ids, mask, segments, keyword_id):
