@@ -116,6 +116,21 @@ def answer_one_question(config: PipelineConfig, tflite_path: str) -> tuple[str, 
     return example.question, expected, answers.predictions[example.id]
 
 
+def print_metrics(evaluation: dict) -> None:
+    """EM/F1 of every scored model, TFLite agreement with the SavedModel, and the blessing."""
+    print(f"  {evaluation['num_questions']} {evaluation['eval_split']} questions")
+    for name, scores in evaluation["models"].items():
+        line = f"  {name:18} EM {scores['exact_match']:6.2f}  F1 {scores['f1']:6.2f}"
+        agreement = scores.get("agreement")
+        if agreement:
+            diff = max(agreement["max_abs_diff_start"], agreement["max_abs_diff_end"])
+            line += (f"  {scores['size_bytes'] / 1e6:.1f} MB, vs SavedModel: max |logit diff| "
+                     f"{diff:.3f}, same best span {100 * agreement['same_best_span_share']:.0f}%")
+        print(line)
+    blessing = evaluation["blessing"]
+    print(f"  blessed: {blessing['blessed']} ({'; '.join(blessing['reasons'])})")
+
+
 def print_report(config: PipelineConfig) -> None:
     """Prints the last run's EM/F1, the pushed .tflite file and one answered question."""
     summary = run_summary(config)
@@ -125,7 +140,7 @@ def print_report(config: PipelineConfig) -> None:
         metrics_path = os.path.join(summary.evaluation_uris[-1], "metrics.json")
         print(f"Evaluation:         {metrics_path}")
         with open(metrics_path, encoding="utf-8") as f:
-            print(json.dumps(json.load(f), indent=2, sort_keys=True)[:2000])
+            print_metrics(json.load(f))
     pushed = [p for p in summary.pushed if p.get("pushed")]
     if not pushed:
         print(f"No model pushed to {config.push_destination} (not blessed)")
