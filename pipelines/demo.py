@@ -30,8 +30,8 @@ DEMO_SPEC = {
     "distribution_strategy": "off",
     "is_tf2": True,
 }
-DEMO_TRAIN_STEPS = 600
-DEMO_QUESTIONS = 1200
+DEMO_TRAIN_STEPS = 800
+DEMO_QUESTIONS = 2000
 SPAN_DIR = "span-{SPAN}"
 
 

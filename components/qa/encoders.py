@@ -40,6 +40,10 @@ TF2_INPUT_NAMES = {
 SQUAD_SIGNATURE = "squad"
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The embedded default encoder: MobileBERT's architecture at 2 layers. Unlike the published
+# config it uses layer_norm and initializer_range 0.1: MobileBERT's no_norm is trained by
+# distillation from a teacher, and from random weights a no_norm (or 0.02-initialized)
+# tiny model does not learn to use the question within minutes (README, "Benchmarks").
 TINY_CONFIG_PATH = os.path.join(_PACKAGE_DIR, "configs", "tiny_mobilebert.json")
 DEFAULT_VOCAB_PATH = os.path.join(_PACKAGE_DIR, "assets", "vocab.txt")
 
