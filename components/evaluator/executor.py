@@ -34,7 +34,16 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
 from components.evaluator import report
-from components.qa import answering, encoders, inference, metrics, squad, tflite, windows
+from components.qa import (
+    answering,
+    encoders,
+    inference,
+    metrics,
+    postprocess,
+    squad,
+    tflite,
+    windows,
+)
 from components.qa import spec as spec_lib
 
 SPEC_KEY = "spec"
@@ -48,6 +57,7 @@ NULL_SCORE_DIFF_THRESHOLD_KEY = "null_score_diff_threshold"
 MAX_EVAL_EXAMPLES_KEY = "max_eval_examples"
 
 METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.json"
 REPORT_FILE = "report.html"
 TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"
@@ -245,7 +255,8 @@ def _write_json(path: str, value: Any) -> None:
         json.dump(value, f, indent=2, ensure_ascii=False, sort_keys=True)
 
 
-def _serving_dir(model: types.Artifact) -> str:
+def serving_dir(model: types.Artifact) -> str:
+    """The SavedModel directory of a Trainer's Model artifact."""
     return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
 
 
@@ -284,7 +295,7 @@ class Executor(base_executor.BaseExecutor):
         logging.info("Evaluating on %d questions of split %r (SQuAD %s)", len(examples), split,
                      "2.0" if version_2 else "1.1")
 
-        saved_model_dir = _serving_dir(model)
+        saved_model_dir = serving_dir(model)
         candidate = inference.load_predictor(saved_model_dir)
         vocab_path = candidate.vocab_path or encoders.module_vocab_path(spec.uri)
         scorer = _Scorer(examples, spec, vocab_path, bool(version_2),
@@ -292,7 +303,8 @@ class Executor(base_executor.BaseExecutor):
         models: dict[str, dict[str, Any]] = {}
         models[SAVED_MODEL_NAME], answers = scorer.score(candidate, "SavedModel")
         f1_by_model = {SAVED_MODEL_NAME: _per_question_f1(examples, answers.predictions)}
-        self._write_answers(evaluation.uri, answers, bool(version_2))
+        postprocess.write_answers(answers, os.path.join(evaluation.uri, PREDICTIONS_FILE),
+                                  bool(version_2))
 
         representative = None
         if "int8" in quantizations:
@@ -317,7 +329,7 @@ class Executor(base_executor.BaseExecutor):
         if baseline:
             baseline_model = artifact_utils.get_single_instance(baseline)
             baseline_result, baseline_answers = scorer.score(
-                inference.load_predictor(_serving_dir(baseline_model)), "baseline")
+                inference.load_predictor(serving_dir(baseline_model)), "baseline")
             baseline_result["model_uri"] = baseline_model.uri
             f1_by_model["baseline"] = _per_question_f1(examples, baseline_answers.predictions)
 
@@ -349,14 +361,6 @@ class Executor(base_executor.BaseExecutor):
         self._bless(blessing, model, baseline, blessed, reasons)
         logging.info("%s: %s; wrote %s", "BLESSED" if blessed else "NOT BLESSED",
                      "; ".join(reasons), evaluation.uri)
-
-    @staticmethod
-    def _write_answers(uri: str, answers, version_2: bool) -> None:
-        tf.io.gfile.makedirs(uri)
-        _write_json(os.path.join(uri, "predictions.json"), answers.predictions)
-        _write_json(os.path.join(uri, "nbest_predictions.json"), answers.nbest)
-        if version_2:
-            _write_json(os.path.join(uri, "null_odds.json"), answers.null_odds)
 
     @staticmethod
     def _bless(blessing: types.Artifact, model: types.Artifact,

@@ -98,6 +98,15 @@ def wait_for_log(path: str, text: str, process, timeout_s: float) -> None:
     raise AssertionError(f"{text!r} not logged in {timeout_s}s")
 
 
+def finish(process, log_path: str, timeout_s: float) -> tuple[int, str]:
+    """Waits for `process` (killed if it outlives `timeout_s`); its exit code and log."""
+    try:
+        code = process.wait(timeout=timeout_s)
+    finally:
+        process.kill()
+    return code, read(log_path)
+
+
 def read(path: str) -> str:
     with open(path) as f:
         return f.read()

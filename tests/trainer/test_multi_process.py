@@ -99,11 +99,7 @@ def test_parameter_server_cluster_trains_and_exports(tiny_spec, window_files, tm
     process = fixtures.start_training(
         args, log, {"cluster": cluster, "task": {"type": "chief", "index": 0}}
     )
-    try:
-        code = process.wait(timeout=JOB_TIMEOUT_S)
-    finally:
-        process.kill()
-    text = fixtures.read(log)
+    code, text = fixtures.finish(process, log, JOB_TIMEOUT_S)
     assert code == 0, text[-3000:]
     assert "ParameterServerStrategy over" in text
     assert "/job:worker/replica:0/task:0" in text or "Trained 6 steps" in text
@@ -125,12 +121,8 @@ def test_killed_training_resumes_from_its_checkpoint(tiny_spec, window_files, tm
     assert "Trained 300 steps" not in fixtures.read(first_log)
     assert not os.path.exists(tmp_path / "serving")
 
-    second = fixtures.start_training(args, second_log)
-    try:
-        code = second.wait(timeout=JOB_TIMEOUT_S)
-    finally:
-        second.kill()
-    log = fixtures.read(second_log)
+    code, log = fixtures.finish(fixtures.start_training(args, second_log), second_log,
+                                JOB_TIMEOUT_S)
     assert code == 0, log[-3000:]
     resumed = int(log.split("Resumed from checkpoint at step ")[1].split()[0])
     assert 20 <= resumed < 300
