@@ -4,16 +4,21 @@ Both Hub formats of Model Maker's `BertQaSpec` (`is_tf2`) load through `load_enc
 
 - TF2 SavedModel (the BERT TF2 convention): `module(inputs)` with a dict `input_word_ids`,
   `input_mask`, `input_type_ids` returns a dict with `sequence_output`, `pooled_output`;
-  the vocab is the `vocab_file` asset, `do_lower_case` a variable.
+  the vocab is the `vocab_file` asset, `do_lower_case` a variable. It trains through
+  `hub.KerasLayer` (`HubEncoder`).
 - TF1 Hub format (`tfhub_module.pb`, like the published MobileBERT): signature `tokens`
   with inputs `input_ids`, `input_mask`, `segment_ids` and outputs `sequence_output`,
   `pooled_output`; signature `tokenization_info` gives `vocab_file` and `do_lower_case`.
+  Only its weights are used: they are read into Model Garden's native `MobileBERTEncoder`
+  (`components.qa.tf1_hub`), so it trains under every distribution strategy.
 
 A module fine-tuned on SQuAD (`spec.init_from_squad_model`) has a `squad` signature with
-the inputs of its format and outputs `start_logits`, `end_logits`.
+the inputs of its format and outputs `start_logits`, `end_logits` (TF1: the `cls/squad`
+head of BERT's run_squad.py).
 
 `make_encoder` writes a randomly initialized MobileBERT (TF Model Garden's
-`MobileBERTEncoder`) in either format, so the pipeline runs without downloads.
+`MobileBERTEncoder`) in either format, so the pipeline runs without downloads; the TF1
+format has the published module's layout (original variable names, signatures, assets).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 
 import tensorflow as tf
 import tensorflow_hub as hub
+
+from components.qa import tf1_hub
 
 TF1 = "tf1"
 TF2 = "tf2"
@@ -113,48 +120,29 @@ def module_format(uri: str) -> str:
 
 
 class HubEncoder(hub.KerasLayer):
-    """A Hub encoder of either format, trainable in both.
+    """A TF2 SavedModel Hub encoder, trainable.
 
     `call(inputs)` takes a dict of int32 [batch, seq_len] tensors `input_ids`, `input_mask`,
     `segment_ids` and returns the float32 sequence output [batch, seq_len, hidden], or with
     `squad=True` the tuple `(start_logits, end_logits)`, each [batch, seq_len].
-
-    `hub.KerasLayer` refuses to train TF1 Hub format modules and signatures; this layer
-    tracks the TF1 module's float variables as trainable weights (as Model Maker's
-    `HubKerasLayerV1V2` does), so gradients flow into them. As there, the module's
-    inference graph is used (no dropout inside a TF1 module).
     """
 
-    def __init__(
-        self, handle: str, is_tf2: bool, squad: bool = False, trainable: bool = True, **kwargs
-    ):
-        self._is_tf2 = is_tf2
+    def __init__(self, handle: str, squad: bool = False, trainable: bool = True, **kwargs):
         self._squad = squad
         if squad:
             outputs = {"signature": SQUAD_SIGNATURE, "signature_outputs_as_dict": True}
-        elif is_tf2:
-            outputs = {"output_key": "sequence_output"}
         else:
-            outputs = {"signature": "tokens", "output_key": "sequence_output"}
+            outputs = {"output_key": "sequence_output"}
         super().__init__(handle, trainable=trainable, **outputs, **kwargs)
 
-    def _setup_layer(self, trainable: bool = False, **kwargs: Any) -> None:
-        if not self._is_hub_module_v1:
-            super()._setup_layer(trainable, **kwargs)
-            return
-        # A TF1 module loaded in TF2 lists all its variables, with no trainable subset.
-        tf.keras.layers.Layer.__init__(self, trainable=trainable, **kwargs)
-        for variable in self._func.variables:
-            self._add_existing_weight(variable, trainable=variable.dtype.is_floating)
-
     def _check_trainability(self) -> None:
-        if self._is_hub_module_v1 or self._signature:
+        if self._signature:  # hub.KerasLayer refuses to train signatures; ours is a SavedModel's.
             return
         super()._check_trainability()
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool | None = None) -> Any:
-        names = TF2_INPUT_NAMES if self._is_tf2 else {k: k for k in TF2_INPUT_NAMES}
-        features = {names[key]: tf.cast(inputs[key], tf.int32) for key in TF2_INPUT_NAMES}
+        features = {TF2_INPUT_NAMES[key]: tf.cast(inputs[key], tf.int32)
+                    for key in TF2_INPUT_NAMES}
         outputs = super().call(features, training=training)
         if self._squad:
             return outputs["start_logits"], outputs["end_logits"]
@@ -162,16 +150,13 @@ class HubEncoder(hub.KerasLayer):
 
     def get_config(self) -> dict[str, Any]:
         config = tf.keras.layers.Layer.get_config(self)
-        config.update(handle=self._handle, is_tf2=self._is_tf2, squad=self._squad)
+        config.update(handle=self._handle, squad=self._squad)
         return config
 
 
-def load_encoder(spec: Any) -> tf.keras.layers.Layer:
-    """The spec's Hub encoder (`spec.uri`, `is_tf2`, `trainable`, `init_from_squad_model`).
+def check_module(spec: Any) -> str:
+    """The local (or gs://) directory of `spec.uri`, checked against `is_tf2` and for a vocab.
 
-    Returns a `HubEncoder`: `layer({'input_ids', 'input_mask', 'segment_ids'})` (int32
-    [B, L]) gives the sequence output [B, L, H], or `(start_logits, end_logits)` when
-    `spec.init_from_squad_model` (the module's `squad` signature).
     Raises FileNotFoundError/ValueError naming the uri for a missing module, a directory
     that is not a Hub module, a format that does not match `is_tf2`, or a missing vocab.
     """
@@ -183,16 +168,29 @@ def load_encoder(spec: Any) -> tf.keras.layers.Layer:
             f"in the {FORMAT_NAMES[found]}; set is_tf2={found == TF2}"
         )
     module_vocab_path(spec.uri)
-    module_dir = resolve_module_dir(spec.uri)
+    return resolve_module_dir(spec.uri)
+
+
+def load_encoder(spec: Any) -> tf.keras.layers.Layer:
+    """The spec's Hub encoder (`spec.uri`, `is_tf2`, `trainable`, `init_from_squad_model`).
+
+    Returns a layer: `layer({'input_ids', 'input_mask', 'segment_ids'})` (int32 [B, L])
+    gives the sequence output [B, L, H], or `(start_logits, end_logits)` when
+    `spec.init_from_squad_model` (the module's SQuAD head). Build it inside the
+    distribution strategy's scope. Errors as `check_module`.
+    """
+    module_dir = check_module(spec)
+    found = TF2 if spec.is_tf2 else TF1
     logging.info(
         "Loading the encoder %s (%s, trainable=%s%s)", spec.uri, FORMAT_NAMES[found],
         spec.trainable, ", squad signature" if spec.init_from_squad_model else "",
     )
     try:
-        return HubEncoder(
-            module_dir, is_tf2=spec.is_tf2, squad=spec.init_from_squad_model,
-            trainable=spec.trainable,
-        )
+        if found == TF1:
+            return tf1_hub.build_native_encoder(
+                module_dir, squad=spec.init_from_squad_model, trainable=spec.trainable
+            )
+        return HubEncoder(module_dir, squad=spec.init_from_squad_model, trainable=spec.trainable)
     except ValueError as error:
         raise ValueError(f"Cannot use the encoder module {spec.uri!r}: {error}") from error
 
@@ -218,13 +216,16 @@ def load_encoder_config(config: dict[str, Any] | str) -> dict[str, Any]:
     return dict(config)
 
 
-def build_mobilebert_encoder(
+def mobilebert_encoder_args(
     config: dict[str, Any] | str, vocab_size: int | None = None
-) -> tf.keras.Model:
-    """Model Garden's `MobileBERTEncoder` for a MobileBERT config, with random weights.
+) -> dict[str, Any]:
+    """Every argument of Model Garden's `MobileBERTEncoder` for a MobileBERT config.
 
     `vocab_size`, if given, is the vocab's size; it must match the config's `vocab_size`.
+    Arguments the config does not set keep the encoder's defaults.
     """
+    import inspect
+
     from official.nlp.modeling.networks import MobileBERTEncoder
 
     config = load_encoder_config(config)
@@ -234,8 +235,21 @@ def build_mobilebert_encoder(
                 f"The config's vocab_size={config['vocab_size']} does not match the vocab's "
                 f"{vocab_size} entries"
             )
-    args = {_CONFIG_TO_ENCODER_ARGS[k]: v for k, v in config.items() if k not in _ALWAYS_ON}
-    return MobileBERTEncoder(**args)
+    parameters = inspect.signature(MobileBERTEncoder.__init__).parameters.values()
+    args = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    args.update(
+        {_CONFIG_TO_ENCODER_ARGS[k]: v for k, v in config.items() if k not in _ALWAYS_ON}
+    )
+    return args
+
+
+def build_mobilebert_encoder(
+    config: dict[str, Any] | str, vocab_size: int | None = None
+) -> tf.keras.Model:
+    """Model Garden's `MobileBERTEncoder` for a MobileBERT config, with random weights."""
+    from official.nlp.modeling.networks import MobileBERTEncoder
+
+    return MobileBERTEncoder(**mobilebert_encoder_args(config, vocab_size))
 
 
 def vocab_size_of(vocab_path: str) -> int:
@@ -251,13 +265,18 @@ def make_encoder(
     do_lower_case: bool = True,
     tf_format: str = TF2,
     seed: int = 0,
+    squad: bool = False,
 ) -> str:
     """Writes a randomly initialized MobileBERT encoder as a Hub module; returns `out_dir`.
 
     `config` is a MobileBERT config (dict or JSON file; default: the tiny embedded one),
     `vocab_path` a WordPiece vocab (default: BERT uncased), `tf_format` `'tf2'` or `'tf1'`
-    (load it with `is_tf2` to match). The same seed gives the same weights.
+    (load it with `is_tf2` to match; TF1 has the published module's layout, and with
+    `squad` a `squad` signature, like the published SQuAD module). The same seed gives the
+    same weights.
     """
+    if squad and tf_format != TF1:
+        raise ValueError("squad=True writes the TF1 Hub format's squad signature: use 'tf1'")
     if tf_format not in FORMAT_NAMES:
         raise ValueError(f"tf_format={tf_format!r} must be one of {sorted(FORMAT_NAMES)}")
     if tf.io.gfile.exists(out_dir) and tf.io.gfile.listdir(out_dir):
@@ -268,6 +287,7 @@ def make_encoder(
     config = load_encoder_config(config)
     vocab_size = vocab_size_of(vocab_path)
     build_mobilebert_encoder(config, vocab_size)  # Fails fast on a bad config.
+    config["vocab_size"] = vocab_size
     with tempfile.TemporaryDirectory() as staging:
         # Hub modules ship the vocab as assets/vocab.txt: the asset keeps its file name.
         vocab_file = os.path.join(staging, "vocab.txt")
@@ -280,7 +300,7 @@ def make_encoder(
         if tf_format == TF2:
             _export_tf2(config, vocab_size, out_dir, vocab_file, do_lower_case, seed)
         else:
-            _export_tf1(config, vocab_size, out_dir, vocab_file, do_lower_case, seed)
+            tf1_hub.export_module(config, out_dir, vocab_file, do_lower_case, seed, squad)
     return out_dir
 
 
@@ -302,29 +322,6 @@ def _export_tf2(
     model.vocab_file = tf.saved_model.Asset(vocab_file)
     model.do_lower_case = tf.Variable(do_lower_case, trainable=False)
     tf.saved_model.save(model, out_dir)
-
-
-def _export_tf1(
-    config: dict[str, Any], vocab_size: int, out_dir: str, vocab_file: str,
-    do_lower_case: bool, seed: int,
-) -> None:
-    def module_fn() -> None:
-        tf.compat.v1.set_random_seed(seed)
-        inputs = {
-            name: tf.compat.v1.placeholder(tf.int32, [None, None], name=name)
-            for name in TF2_INPUT_NAMES
-        }
-        encoder = build_mobilebert_encoder(config, vocab_size)
-        outputs = encoder(
-            {TF2_INPUT_NAMES[name]: tensor for name, tensor in inputs.items()}, training=False
-        )
-        hub.add_signature(
-            "tokens", inputs=inputs,
-            outputs={key: outputs[key] for key in ("sequence_output", "pooled_output")},
-        )
-        add_tokenization_info_signature(vocab_file, do_lower_case)
-
-    export_tf1_module(module_fn, out_dir)
 
 
 def add_tokenization_info_signature(vocab_file: str, do_lower_case: bool) -> None:

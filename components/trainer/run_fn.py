@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 from absl import logging
 
+from components.qa import encoders, tf1_hub
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.trainer import dataset as dataset_lib
@@ -141,6 +142,8 @@ def train_and_export(
     if train_steps <= 0:
         raise ValueError(f"train_steps={train_steps} must be > 0")
     strategy = strategies.make_strategy(spec, collective_timeout_s)
+    if not spec.is_tf2:  # Before building in scope: the native encoder equals the module.
+        tf1_hub.check_conversion(encoders.check_module(spec))
     task_type, task_index = strategies.cluster_task()
     task = f"{task_type}:{task_index}" if task_type else "local"
     batch_size = batch_size or spec.default_batch_size

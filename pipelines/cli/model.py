@@ -44,7 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     encoder.add_argument(
         "--format", choices=("tf1", "tf2"), default="tf2",
-        help="Hub format: tf2 (SavedModel, is_tf2=True) or tf1 (is_tf2=False); default tf2",
+        help="Hub format: tf2 (SavedModel, is_tf2=True) or tf1 (is_tf2=False: the published "
+        "MobileBERT module's layout and variable names); default tf2",
+    )
+    encoder.add_argument(
+        "--squad", action="store_true",
+        help="tf1 only: add a `squad` signature (a random SQuAD head, as in the published "
+        "SQuAD module; for init_from_squad_model)",
     )
     encoder.add_argument("--seed", type=int, default=0, help="random seed of the weights")
     encoder.set_defaults(handler=make_encoder_command)
@@ -81,7 +87,7 @@ def make_encoder_command(args: argparse.Namespace) -> int:
                 config[key] = getattr(args, flag)
         out = encoders.make_encoder(
             args.out, config, vocab_path=args.vocab, do_lower_case=args.do_lower_case,
-            tf_format=args.format, seed=args.seed,
+            tf_format=args.format, seed=args.seed, squad=args.squad,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mbqa make-encoder: error: {error}", file=sys.stderr)

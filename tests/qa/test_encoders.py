@@ -3,22 +3,18 @@
 import argparse
 import json
 import os
-import pathlib
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from components.qa import encoders
+from components.qa import encoders, tf1_hub
 from components.qa.spec import BertQaSpec, MobileBertQaSpec
 from pipelines.cli import model as model_cli
 from tests.qa import hub_fixtures
 
-REFERENCE_CONFIG = str(
-    pathlib.Path(__file__).parents[1]
-    / "data" / "reference" / "mobilebert_config_uncased_L-24_H-128_B-512_A-4_F-4_OPT.json"
-)
+REFERENCE_CONFIG = tf1_hub.PUBLISHED_CONFIG_PATH
 # A MobileBERT small enough to build and save in a few seconds.
 MICRO_CONFIG = {
     "num_hidden_layers": 1, "hidden_size": 32, "intra_bottleneck_size": 16,
@@ -42,14 +38,7 @@ def _features(batch=2, length=12):
     return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
 
 
-@pytest.fixture(scope="module")
-def toy_modules(tmp_path_factory):
-    """Toy Hub modules of both formats, with `tokens` and `squad` signatures."""
-    root = tmp_path_factory.mktemp("hub")
-    return {
-        fmt: hub_fixtures.make_module(str(root / fmt), fmt, squad=True, hidden=8)
-        for fmt in FORMATS
-    }
+HIDDEN = {encoders.TF1: MICRO_CONFIG["hidden_size"], encoders.TF2: 8}
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +48,25 @@ def micro_vocab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def micro_mobilebert(tmp_path_factory, micro_vocab):
-    """make_encoder's MobileBERT in both formats, from a micro config."""
+    """make_encoder's MobileBERT in both formats, from a micro config (TF1 with `squad`)."""
     root = tmp_path_factory.mktemp("mobilebert")
     return {
         fmt: encoders.make_encoder(
             str(root / fmt), MICRO_CONFIG, vocab_path=micro_vocab, do_lower_case=False,
-            tf_format=fmt, seed=3,
+            tf_format=fmt, seed=3, squad=fmt == encoders.TF1,
         )
         for fmt in FORMATS
+    }
+
+
+@pytest.fixture(scope="module")
+def toy_modules(tmp_path_factory, micro_mobilebert):
+    """Modules with `tokens` and `squad` signatures: a toy third-party TF2 module, and
+    make_encoder's TF1 MobileBERT (TF1 modules train with MobileBERT's layout only)."""
+    root = tmp_path_factory.mktemp("hub")
+    return {
+        encoders.TF1: micro_mobilebert[encoders.TF1],
+        encoders.TF2: hub_fixtures.make_module(str(root / "tf2"), "tf2", squad=True, hidden=8),
     }
 
 
@@ -74,11 +74,11 @@ def micro_mobilebert(tmp_path_factory, micro_vocab):
 def test_load_encoder_sequence_output(toy_modules, tf_format):
     layer = encoders.load_encoder(_spec(toy_modules[tf_format], tf_format))
     outputs = layer(_features())
-    assert outputs.shape == (2, 12, 8)
+    assert outputs.shape == (2, 12, HIDDEN[tf_format])
     assert outputs.dtype == tf.float32
-    # The toy encoder zeroes masked positions: the mask reached the module.
-    np.testing.assert_allclose(outputs.numpy()[1, 6:], 0.0)
     assert np.abs(outputs.numpy()[0]).sum() > 0
+    if tf_format == encoders.TF2:  # The toy encoder zeroes masked positions.
+        np.testing.assert_allclose(outputs.numpy()[1, 6:], 0.0)
 
 
 @pytest.mark.parametrize("tf_format", FORMATS)
@@ -100,7 +100,7 @@ def test_url_resolves_through_tf_hub(toy_modules, monkeypatch):
     monkeypatch.setattr(hub, "resolve", fake_resolve)
     url = "https://tfhub.dev/google/mobilebert/uncased_L-24_H-128_B-512_A-4_F-4_OPT/1"
     layer = encoders.load_encoder(MobileBertQaSpec(uri=url))
-    assert layer(_features()).shape == (2, 12, 8)
+    assert layer(_features()).shape == (2, 12, HIDDEN[encoders.TF1])
     assert set(asked) == {url}
 
 
@@ -127,8 +127,9 @@ def test_training_updates_the_module_variables(toy_modules, tf_format):
         loss = tf.reduce_sum(tf.square(layer(features)))
     grads = tape.gradient(loss, layer.trainable_weights)
     used = [(g, v) for g, v in zip(grads, layer.trainable_weights, strict=True) if g is not None]
-    # The toy encoder: word + segment embeddings, dense kernel and bias.
-    assert len(used) == 4
+    # The toy encoder: word + segment embeddings, dense kernel and bias; MobileBERT: all but
+    # the unused pooler-free [CLS] path.
+    assert len(used) == (4 if tf_format == encoders.TF2 else len(layer.trainable_weights))
     assert all(float(tf.reduce_sum(tf.abs(tf.convert_to_tensor(g)))) > 0 for g, _ in used)
     tf.keras.optimizers.SGD(0.5).apply_gradients(used)
     assert np.abs(layer(features).numpy() - before).max() > 1e-4
@@ -155,13 +156,15 @@ def test_squad_signature_gives_logits(toy_modules, tf_format):
 
 
 @pytest.mark.parametrize("tf_format", FORMATS)
-def test_missing_squad_signature_is_named(tmp_path, tf_format):
-    path = hub_fixtures.make_module(str(tmp_path / "m"), tf_format, squad=False)
+def test_missing_squad_signature_is_named(tmp_path, micro_vocab, tf_format):
+    path = encoders.make_encoder(str(tmp_path / "m"), MICRO_CONFIG, vocab_path=micro_vocab,
+                                 tf_format=tf_format)
     with pytest.raises(ValueError, match=r"Cannot use the encoder module .*squad"):
         encoders.load_encoder(_spec(path, tf_format, init_from_squad_model=True))
 
 
 def test_format_mismatch_names_the_found_format(toy_modules):
+    """(The format is told by the files, before any variable is read.)"""
     with pytest.raises(ValueError, match=r"is in the TF1 Hub format; set is_tf2=False"):
         encoders.load_encoder(BertQaSpec(uri=toy_modules[encoders.TF1], is_tf2=True))
     with pytest.raises(ValueError, match=r"is in the TF2 SavedModel format; set is_tf2=True"):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.qa import encoders
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from tests.qa import hub_fixtures
@@ -64,12 +65,29 @@ def test_encoder_weights_are_trained(tf2_module):
     assert all(g is not None for g in grads)
 
 
-def test_tf1_module_builds_the_same_contract(tmp_path):
-    uri = hub_fixtures.make_tf1_module(str(tmp_path / "tf1"))
-    model = model_lib.build_qa_model(_spec(uri, is_tf2=False))
+@pytest.fixture(scope="module")
+def tf1_squad_module(tmp_path_factory) -> str:
+    """make_encoder's tiny MobileBERT in the TF1 Hub format, with a `squad` signature."""
+    out = str(tmp_path_factory.mktemp("m") / "tf1")
+    return encoders.make_encoder(out, tf_format=encoders.TF1, squad=True)
+
+
+def test_tf1_module_builds_the_same_contract(tf1_squad_module):
+    model = model_lib.build_qa_model(_spec(tf1_squad_module, is_tf2=False))
     outputs = model(_inputs(), training=False)
     assert outputs["start_logits"].shape == (3, SEQ_LEN)
     assert len(model.trainable_variables) > 2
+    assert "span_logits" in [layer.name for layer in model.layers]
+
+
+def test_tf1_init_from_squad_model_starts_from_the_module_squad_head(tf1_squad_module):
+    spec = _spec(tf1_squad_module, is_tf2=False, init_from_squad_model=True)
+    model = model_lib.build_qa_model(spec)
+    inputs = _inputs()
+    expected = tf.saved_model.load(tf1_squad_module).signatures["squad"](**inputs)
+    outputs = model(inputs, training=False)
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_allclose(outputs[name], expected[name], atol=1e-5)
 
 
 def test_init_from_squad_model_uses_the_module_squad_logits(squad_module):
