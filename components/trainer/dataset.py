@@ -100,7 +100,8 @@ def make_window_dataset(
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` from window TFRecords, repeated forever.
 
-    Training data is shuffled. `batch_size` is the global batch; with `input_context`
+    Training data is shuffled, with `seed` the same way in every process (then DATA
+    auto-sharding gives each worker different windows). `batch_size` is the global batch; with `input_context`
     (a `DatasetCreator` under ParameterServerStrategy) this pipeline is sharded by input
     pipeline and batched per replica. Batches have a static size (remainders dropped).
     """
@@ -119,7 +120,7 @@ def make_window_dataset(
         lambda f: tf.data.TFRecordDataset(f, compression_type=COMPRESSION),
         cycle_length=min(len(files), 8),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not training,
+        deterministic=not training or seed is not None,
     )
     if pipelines > 1 and not shard_files:
         dataset = dataset.shard(pipelines, pipeline_id)

@@ -12,17 +12,24 @@ Use with the standard Trainer (GenericExecutor)::
     )
 
 Checkpoints (`backup/`, `checkpoints/`) and TensorBoard logs (`logs/`) go under
-`spec.model_dir` (default: the run's `model_run_dir`). A rerun with the same `model_dir`
-after a crash resumes from the last checkpoint and stops at the same total step count;
-set `spec.model_dir` to a stable path for that, since each TFX execution gets a new
-`model_run_dir`. Only the chief of a multi-worker job writes the model and checkpoints.
+`spec.model_dir` if set, else under `<pipeline_root>/Trainer/training_state/<key>`, where
+the key is a hash of what defines the execution (input files, spec, steps, batch size,
+base model): a retried or re-run execution after a crash (TFX gives it a new
+`model_run_dir`) resumes from its last checkpoint and stops at the same step count; an
+execution with other inputs or settings never restores it. Only the chief of a
+multi-worker job writes the model and checkpoints; the other workers wait for the chief's
+export before returning (TFX's executor checks the model exists on every replica).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 from absl import logging
@@ -37,13 +44,23 @@ from components.trainer import strategies
 BATCH_SIZE_KEY = "batch_size"
 CHECKPOINT_EVERY_KEY = "checkpoint_every_steps"
 COLLECTIVE_TIMEOUT_KEY = "collective_timeout_s"
+WARM_START_KEY = "warm_start"
+# Where executions keep their resumable state, beside `model_run/` in the pipeline root.
+TRAINING_STATE_DIR = "training_state"
+# How long a non-chief worker waits for the chief's export before failing.
+EXPORT_WAIT_S = 600.0
+# Training shuffles with this seed: every worker shuffles alike, then takes its own shard.
+SHUFFLE_SEED = 1234
 
 
 class ProgressLogger(tf.keras.callbacks.Callback):
     """Logs step, loss and examples/s every `every_steps` steps, and resumption."""
 
-    def __init__(self, train_steps: int, global_batch_size: int, every_steps: int, task: str):
+    def __init__(self, train_steps: int, global_batch_size: int, every_steps: int, task: str,
+                 steps_per_epoch: int | None = None):
         super().__init__()
+        self.steps_per_epoch = steps_per_epoch or train_steps
+        self._first_epoch = True
         self._supports_tf_logs = True
         self.train_steps = train_steps
         self.global_batch_size = global_batch_size
@@ -60,7 +77,9 @@ class ProgressLogger(tf.keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._last_time = time.time()
-        self._last_step = 0 if self._coordinated() else self._step()
+        if self._coordinated():  # The step is known at the first epoch (on_epoch_begin).
+            return
+        self._last_step = self._step()
         if self._last_step:
             logging.info(
                 "[%s] Resumed from checkpoint at step %d of %d",
@@ -85,17 +104,53 @@ class ProgressLogger(tf.keras.callbacks.Callback):
         )
         self._last_time, self._last_step = now, step
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch and self._coordinated():
+            if epoch:  # Restored by BackupAndRestore.
+                logging.info("[%s] Resumed from checkpoint at step %d of %d (epoch %d)",
+                             self.task, epoch * self.steps_per_epoch, self.train_steps, epoch)
+            else:
+                logging.info("[%s] Training from step 0 to %d", self.task, self.train_steps)
+        self._first_epoch = False
+
     def on_epoch_end(self, epoch, logs=None):
         metrics = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
-        logging.info("[%s] end of training: %s", self.task, metrics)
+        step = (epoch + 1) * self.steps_per_epoch
+        logging.info("[%s] step %d/%d (end of epoch %d): %s", self.task, step, self.train_steps,
+                     epoch + 1, metrics)
 
 
-def _warm_start(model: tf.keras.Model, base_model: str) -> None:
+def _model_variables(path: str) -> dict[str, list[int]]:
+    """A Keras checkpoint's model variables (names and shapes), without optimizer state."""
+    return {name: shape for name, shape in tf.train.list_variables(path)
+            if name.startswith("layer") and "/.OPTIMIZER_SLOT/" not in name}
+
+
+def warm_start(model: tf.keras.Model, base_model: str) -> bool:
+    """Loads `base_model`'s weights if it has exactly the model's variables and shapes.
+
+    Returns whether it did; otherwise logs why and leaves the model as built (a cold start).
+    Raises ValueError if `base_model` is not a SavedModel.
+    """
     variables = os.path.join(base_model, "variables", "variables")
     if not tf.io.gfile.exists(variables + ".index"):
         raise ValueError(f"base_model {base_model!r} is not a SavedModel (no {variables}.index)")
+    with tempfile.TemporaryDirectory() as scratch:  # the names and shapes this model saves
+        own = os.path.join(scratch, "own")
+        model.save_weights(own)
+        mine = _model_variables(own)
+    theirs = _model_variables(variables)
+    if mine != theirs:
+        differences = sorted(set(mine.items()) ^ set(theirs.items()))
+        logging.warning(
+            "Cold start: base model %s has other variables than this model (%d differ, e.g. "
+            "%s); training starts from the encoder's weights", base_model, len(differences),
+            differences[:3],
+        )
+        return False
     model.load_weights(variables).assert_existing_objects_matched()
     logging.info("Warm start: loaded the weights of %s", base_model)
+    return True
 
 
 def _datasets(
@@ -107,16 +162,27 @@ def _datasets(
     eval_steps: int,
 ):
     def make(files, training):
+        seed = SHUFFLE_SEED if training else None
         if getattr(strategy, "_should_use_with_coordinator", False):
             dataset_lib.check_window_file(dataset_lib.list_window_files(files)[0], spec.seq_len)
             return tf.keras.utils.experimental.DatasetCreator(
                 lambda context: dataset_lib.make_window_dataset(
-                    files, batch_size, spec.seq_len, training, input_context=context
+                    files, batch_size, spec.seq_len, training, input_context=context, seed=seed
                 )
             )
-        return dataset_lib.make_window_dataset(files, batch_size, spec.seq_len, training)
+        return dataset_lib.make_window_dataset(files, batch_size, spec.seq_len, training,
+                                               seed=seed)
 
     return make(train_files, True), (make(eval_files, False) if eval_steps else None)
+
+
+def _epochs(train_steps: int, checkpoint_every: int, coordinated: bool) -> tuple[int, int]:
+    """`(epochs, steps_per_epoch)`: one epoch, or under parameter servers (where Keras backs
+    up at epoch ends only) epochs of at most `checkpoint_every` steps."""
+    if not coordinated:
+        return 1, train_steps
+    steps = max(d for d in range(1, min(checkpoint_every, train_steps) + 1) if train_steps % d == 0)
+    return train_steps // steps, steps
 
 
 def train_and_export(
@@ -131,11 +197,14 @@ def train_and_export(
     base_model: str | None = None,
     checkpoint_every_steps: int | None = None,
     collective_timeout_s: float = strategies.DEFAULT_COLLECTIVE_TIMEOUT_S,
+    export_wait_s: float = EXPORT_WAIT_S,
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
-    Returns `serving_dir` on the process that exported (the chief), None on the others
-    (other workers, and the `worker`/`ps` servers of a parameter-server job).
+    Warm-starts from `base_model` when it has the same variables and shapes (else a logged
+    cold start). Returns `serving_dir` on the process that exported (the chief), None on
+    the others (other workers, once the chief's export exists, and the `worker`/`ps`
+    servers of a parameter-server job).
     """
     if strategies.serve_cluster_task(spec):
         return None
@@ -148,6 +217,8 @@ def train_and_export(
     task = f"{task_type}:{task_index}" if task_type else "local"
     batch_size = batch_size or spec.default_batch_size
     checkpoint_every = checkpoint_every_steps or max(1, min(1000, train_steps // 10))
+    coordinated = getattr(strategy, "_should_use_with_coordinator", False)
+    epochs, steps_per_epoch = _epochs(train_steps, checkpoint_every, coordinated)
     train_data, eval_data = _datasets(
         strategy, spec, train_files, eval_files, batch_size, eval_steps
     )
@@ -155,34 +226,34 @@ def train_and_export(
         "[%s] Training %s: %d steps of %d windows (%d replicas), %d eval steps, "
         "checkpoint every %d steps under %s",
         task, spec.name, train_steps, batch_size, strategy.num_replicas_in_sync, eval_steps,
-        checkpoint_every, model_dir,
+        steps_per_epoch if coordinated else checkpoint_every, model_dir,
     )
     with strategy.scope():
         model = model_lib.build_qa_model(spec)
         if base_model:
-            _warm_start(model, base_model)
+            warm_start(model, base_model)
         model_lib.compile_qa_model(model, spec, train_steps)
 
-    coordinated = getattr(strategy, "_should_use_with_coordinator", False)
     backup = tf.keras.callbacks.BackupAndRestore(
         os.path.join(model_dir, "backup"),
-        save_freq="epoch" if coordinated else checkpoint_every,  # PSS: per epoch only
+        save_freq="epoch" if coordinated else checkpoint_every,
     )
     # Keras lists the strategies it has tested; one device is the single-worker case.
     backup._supported_strategies += (tf.distribute.OneDeviceStrategy,)
     callbacks = [
         backup,
-        ProgressLogger(train_steps, batch_size, checkpoint_every, task),
+        ProgressLogger(train_steps, batch_size, checkpoint_every, task, steps_per_epoch),
         tf.keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
     ]
     start = time.time()
     try:
         history = model.fit(
             train_data,
-            epochs=1,
-            steps_per_epoch=train_steps,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
             validation_data=eval_data,
             validation_steps=eval_steps or None,
+            validation_freq=epochs,
             callbacks=callbacks,
             verbose=0,
         )
@@ -205,10 +276,45 @@ def train_and_export(
     model_lib.export_serving_model(model, strategies.write_dir(serving_dir, strategy), spec)
     strategies.remove_temp_dir(serving_dir, strategy)
     if not strategies.is_chief(strategy):
-        logging.info("[%s] Done; the chief exports the model", task)
+        _wait_for_export(serving_dir, export_wait_s, task)
         return None
     logging.info("[%s] Model exported to %s; checkpoints in %s", task, serving_dir, checkpoint_dir)
     return serving_dir
+
+
+def _wait_for_export(serving_dir: str, timeout_s: float, task: str) -> None:
+    """Waits until the chief's SavedModel is complete in `serving_dir`."""
+    marker = os.path.join(serving_dir, tf.saved_model.SAVED_MODEL_FILENAME_PB)
+    logging.info("[%s] Waiting for the chief's export at %s", task, serving_dir)
+    deadline = time.time() + timeout_s
+    while not tf.io.gfile.exists(marker):
+        if time.time() > deadline:
+            raise RuntimeError(
+                f"[{task}] The chief did not export {marker} within {timeout_s:.0f}s"
+            )
+        time.sleep(1.0)
+    logging.info("[%s] Done; the chief exported the model", task)
+
+
+def training_state_dir(fn_args: Any, spec: spec_lib.BertQaSpec, config: dict[str, Any]) -> str:
+    """The execution's resumable directory: the same for a retry or a re-run of the same
+    inputs and settings, another for anything else (see the module docstring)."""
+    key = json.dumps({
+        "train_files": sorted(_as_list(fn_args.train_files)),
+        "eval_files": sorted(_as_list(fn_args.eval_files)),
+        "train_steps": fn_args.train_steps,
+        "eval_steps": fn_args.eval_steps,
+        "base_model": fn_args.base_model,
+        "spec": spec.to_dict(),
+        "custom_config": {k: v for k, v in config.items() if k != "spec"},
+    }, sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    trainer_dir = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
+    return os.path.join(trainer_dir, TRAINING_STATE_DIR, digest)
+
+
+def _as_list(files: str | Sequence[str]) -> list[str]:
+    return [files] if isinstance(files, str) else list(files)
 
 
 def run_fn(fn_args) -> None:
@@ -217,16 +323,21 @@ def run_fn(fn_args) -> None:
     if "spec" not in config:
         raise ValueError("The Trainer needs custom_config={'spec': spec.to_json()}")
     spec = spec_lib.spec_from_json(config["spec"])
+    base_model = fn_args.base_model if config.get(WARM_START_KEY, True) else None
+    if fn_args.base_model and not base_model:
+        logging.info("Warm start is off (%s=False): not loading %s", WARM_START_KEY,
+                     fn_args.base_model)
+    model_dir = spec.model_dir or training_state_dir(fn_args, spec, config)
     train_and_export(
         spec,
         train_files=fn_args.train_files,
         eval_files=fn_args.eval_files,
         serving_dir=fn_args.serving_model_dir,
-        model_dir=spec.model_dir or fn_args.model_run_dir,
+        model_dir=model_dir,
         train_steps=fn_args.train_steps,
         eval_steps=fn_args.eval_steps or 0,
         batch_size=config.get(BATCH_SIZE_KEY),
-        base_model=fn_args.base_model,
+        base_model=base_model,
         checkpoint_every_steps=config.get(CHECKPOINT_EVERY_KEY),
         collective_timeout_s=float(
             config.get(COLLECTIVE_TIMEOUT_KEY, strategies.DEFAULT_COLLECTIVE_TIMEOUT_S)

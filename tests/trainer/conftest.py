@@ -9,10 +9,13 @@ from tests.trainer import fixtures
 
 @pytest.fixture(scope="session")
 def tiny_hub(tmp_path_factory) -> str:
-    """A tiny random MobileBERT encoder in the TF2 Hub format (the package's tiny config)."""
+    """A tiny random MobileBERT encoder in the TF1 Hub format: the default spec's format and
+    the published module's layout (the package's tiny config)."""
     from components.qa import encoders
 
-    return encoders.make_encoder(str(tmp_path_factory.mktemp("hub") / "tiny_mobilebert"))
+    return encoders.make_encoder(
+        str(tmp_path_factory.mktemp("hub") / "tiny_mobilebert"), tf_format=encoders.TF1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +29,10 @@ def window_files(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_hub):
-    """A MobileBERT QA spec on the tiny module, seq_len 32."""
+    """A MobileBERT QA spec (is_tf2=False, the default) on the tiny module, seq_len 32."""
     from components.qa import spec as spec_lib
 
     return spec_lib.MobileBertQaSpec(
-        uri=tiny_hub, is_tf2=True, seq_len=fixtures.SEQ_LEN, query_len=fixtures.QUERY_LEN,
+        uri=tiny_hub, seq_len=fixtures.SEQ_LEN, query_len=fixtures.QUERY_LEN,
         doc_stride=16, default_batch_size=8, learning_rate=1e-3,
     )
