@@ -101,9 +101,10 @@ def make_window_dataset(
     """Batches of `(features, labels)` from window TFRecords, repeated forever.
 
     Training data is shuffled, with `seed` the same way in every process (then DATA
-    auto-sharding gives each worker different windows). `batch_size` is the global batch; with `input_context`
-    (a `DatasetCreator` under ParameterServerStrategy) this pipeline is sharded by input
-    pipeline and batched per replica. Batches have a static size (remainders dropped).
+    auto-sharding gives each worker different windows). `batch_size` is the global batch;
+    with `input_context` (a `DatasetCreator` under ParameterServerStrategy) this pipeline
+    is sharded by input pipeline and batched per replica. Batches have a static size
+    (remainders dropped).
     """
     files = list_window_files(file_patterns)
     if tf.executing_eagerly():  # Not when traced (a `DatasetCreator`): check beforehand.
