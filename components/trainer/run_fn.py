@@ -11,14 +11,15 @@ Use with the standard Trainer (GenericExecutor)::
         base_model=latest_blessed_model,              # optional warm start
     )
 
-Checkpoints (`backup/`, `checkpoints/`) and TensorBoard logs (`logs/`) go under
-`spec.model_dir` if set, else under `<pipeline_root>/Trainer/training_state/<key>`, where
-the key is a hash of what defines the execution (input files, spec, steps, batch size,
-base model): a retried or re-run execution after a crash (TFX gives it a new
-`model_run_dir`) resumes from its last checkpoint and stops at the same step count; an
-execution with other inputs or settings never restores it. Only the chief of a
-multi-worker job writes the model and checkpoints; the other workers wait for the chief's
-export before returning (TFX's executor checks the model exists on every replica).
+TensorBoard logs go to the execution's `model_run_dir` (`logs/`). Checkpoints (`backup/`,
+`checkpoints/`) go under `spec.model_dir` if set, else under
+`<pipeline_root>/Trainer/training_state/<key>`, where the key is a hash of what defines
+the execution (input files, spec, steps, batch size, base model): a retried or re-run
+execution after a crash (TFX gives it a new `model_run_dir`) resumes from its last
+checkpoint and stops at the same step count; an execution with other inputs or settings
+never restores it. Only the chief of a multi-worker job writes the model and checkpoints;
+the other workers wait for the chief's export before returning (TFX's executor checks
+that the model exists on every replica).
 """
 
 from __future__ import annotations
@@ -198,13 +199,15 @@ def train_and_export(
     checkpoint_every_steps: int | None = None,
     collective_timeout_s: float = strategies.DEFAULT_COLLECTIVE_TIMEOUT_S,
     export_wait_s: float = EXPORT_WAIT_S,
+    log_dir: str | None = None,
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
-    Warm-starts from `base_model` when it has the same variables and shapes (else a logged
-    cold start). Returns `serving_dir` on the process that exported (the chief), None on
-    the others (other workers, once the chief's export exists, and the `worker`/`ps`
-    servers of a parameter-server job).
+    Checkpoints go under `model_dir`, TensorBoard logs to `log_dir` (default
+    `model_dir/logs`). Warm-starts from `base_model` when it has the same variables and
+    shapes (else a logged cold start). Returns `serving_dir` on the process that exported
+    (the chief), None on the others (other workers, once the chief's export exists, and
+    the `worker`/`ps` servers of a parameter-server job).
     """
     if strategies.serve_cluster_task(spec):
         return None
@@ -243,7 +246,7 @@ def train_and_export(
     callbacks = [
         backup,
         ProgressLogger(train_steps, batch_size, checkpoint_every, task, steps_per_epoch),
-        tf.keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+        tf.keras.callbacks.TensorBoard(log_dir or os.path.join(model_dir, "logs")),
     ]
     start = time.time()
     try:
@@ -328,6 +331,7 @@ def run_fn(fn_args) -> None:
         logging.info("Warm start is off (%s=False): not loading %s", WARM_START_KEY,
                      fn_args.base_model)
     model_dir = spec.model_dir or training_state_dir(fn_args, spec, config)
+    logging.info("Training state (resumable checkpoints) of this execution: %s", model_dir)
     train_and_export(
         spec,
         train_files=fn_args.train_files,
@@ -342,4 +346,5 @@ def run_fn(fn_args) -> None:
         collective_timeout_s=float(
             config.get(COLLECTIVE_TIMEOUT_KEY, strategies.DEFAULT_COLLECTIVE_TIMEOUT_S)
         ),
+        log_dir=os.path.join(fn_args.model_run_dir, "logs"),
     )

@@ -63,8 +63,11 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def start_training(args: dict, log_path: str, tf_config: dict | None = None):
-    """Starts tests/trainer/train_process.py with `args` (JSON) and TF_CONFIG; log to a file."""
+def start_training(args: dict, log_path: str, tf_config: dict | None = None,
+                   script: str = "train_process.py"):
+    """Starts tests/trainer/<script> (train_process.py: `train_and_export`;
+    executor_process.py: the TFX Trainer executor) with `args` (JSON) and TF_CONFIG; log to a
+    file."""
     import json
     import subprocess
     import sys
@@ -75,7 +78,7 @@ def start_training(args: dict, log_path: str, tf_config: dict | None = None):
         env["TF_CONFIG"] = json.dumps(tf_config)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_process.py")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
     with open(log_path, "w") as log:
         return subprocess.Popen(
             [sys.executable, script, json.dumps(args)], env=env, cwd=root,
@@ -110,3 +113,47 @@ def finish(process, log_path: str, timeout_s: float) -> tuple[int, str]:
 def read(path: str) -> str:
     with open(path) as f:
         return f.read()
+
+
+def windows_examples_dir(window_files) -> str:
+    """The Examples artifact dir holding Split-train/ and Split-eval/."""
+    return os.path.dirname(os.path.dirname(window_files["train"]))
+
+
+def trainer_pipeline(root, spec, window_files, base_model_uri=None, train_steps: int = 4,
+                     custom_config: dict | None = None):
+    """Importer(windows) [+ Importer(base model)] -> TFX Trainer(run_fn), local metadata."""
+    import json
+
+    from tfx import v1 as tfx
+
+    examples = tfx.dsl.Importer(
+        source_uri=windows_examples_dir(window_files),
+        artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": json.dumps(["train", "eval"])},
+    ).with_id("windows")
+    components = [examples]
+    base_model = None
+    if base_model_uri:
+        base = tfx.dsl.Importer(
+            source_uri=base_model_uri, artifact_type=tfx.types.standard_artifacts.Model
+        ).with_id("base_model")
+        components.append(base)
+        base_model = base.outputs["result"]
+    trainer = tfx.components.Trainer(
+        run_fn="components.trainer.run_fn.run_fn",
+        examples=examples.outputs["result"],
+        base_model=base_model,
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=2),
+        custom_config={"spec": spec.to_json(), "batch_size": 4, **(custom_config or {})},
+    )
+    components.append(trainer)
+    return tfx.dsl.Pipeline(
+        pipeline_name="trainer_test",
+        pipeline_root=str(root / "pipeline"),
+        components=components,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(root / "metadata.sqlite")
+        ),
+    )

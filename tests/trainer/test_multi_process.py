@@ -103,6 +103,9 @@ def test_parameter_server_cluster_trains_and_exports(tiny_spec, window_files, tm
     assert code == 0, text[-3000:]
     assert "ParameterServerStrategy over" in text
     assert "/job:worker/replica:0/task:0" in text or "Trained 6 steps" in text
+    # Parameter servers back up at epoch ends only: epochs of checkpoint_every_steps.
+    assert "[chief:0] step 2/6 (end of epoch 1)" in text
+    assert "[chief:0] step 6/6 (end of epoch 3)" in text
     assert checkpoint_step(str(tmp_path / "model")) == 6
     assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
 
@@ -130,3 +133,38 @@ def test_killed_training_resumes_from_its_checkpoint(tiny_spec, window_files, tm
     assert checkpoint_step(str(tmp_path / "model")) == 300
     assert os.listdir(tmp_path / "serving")
     assert not os.listdir(tmp_path / "model" / "backup")  # deleted once training ended
+
+
+def test_two_workers_through_the_tfx_trainer_executor(tiny_spec, window_files, tmp_path):
+    """Vertex AI runs TFX's GenericExecutor.Do on every replica, with the same output
+    artifacts: both replicas must return with the model in place, exported once."""
+    examples_uri = os.path.dirname(os.path.dirname(window_files["train"]))
+    trainer = tmp_path / "Trainer"
+    args = dict(
+        spec=tiny_spec.replace(distribution_strategy="multi_worker_mirrored").to_json(),
+        examples_uri=examples_uri, model_uri=str(trainer / "model" / "7"),
+        model_run_uri=str(trainer / "model_run" / "7"), train_steps=4, eval_steps=1,
+        custom_config={"batch_size": 8, "checkpoint_every_steps": 2},
+    )
+    ports = fixtures.free_ports(2)
+    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
+    processes, logs = [], []
+    for task in ("chief", "worker"):
+        logs.append(str(tmp_path / f"{task}.log"))
+        config = {"cluster": cluster, "task": {"type": task, "index": 0}}
+        processes.append(fixtures.start_training(args, logs[-1], config, "executor_process.py"))
+    try:
+        codes = [p.wait(timeout=JOB_TIMEOUT_S) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    chief, worker = (fixtures.read(log) for log in logs)
+    assert codes == [0, 0], chief[-3000:] + worker[-3000:]
+    assert "executor_process: Do returned" in chief and "executor_process: Do returned" in worker
+    assert "[worker:0] Waiting for the chief's export" in worker
+    assert "[worker:0] Done; the chief exported the model" in worker
+    assert os.path.exists(trainer / "model" / "7" / "Format-Serving" / "saved_model.pb")
+    (state,) = os.listdir(trainer / "training_state")  # one execution, one state dir
+    assert checkpoint_step(str(trainer / "training_state" / state)) == 4
+    leftovers = [f for f in _files_under(tmp_path) if "-tmp-" in f or "workertemp" in f]
+    assert leftovers == []

@@ -1,53 +1,17 @@
 """`run_fn` inside the real TFX Trainer (LocalDagRunner, ML Metadata), and warm start."""
 
-import json
 import os
+import signal
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
+from components.qa import encoders
+from components.qa import model as model_lib
 from components.trainer import run_fn
 from tests.trainer import fixtures
-
-
-def _windows_examples_dir(window_files) -> str:
-    """The Examples artifact dir holding Split-train/ and Split-eval/."""
-    return os.path.dirname(os.path.dirname(window_files["train"]))
-
-
-def _trainer_pipeline(root, spec, window_files, base_model_uri=None) -> tfx.dsl.Pipeline:
-    examples = tfx.dsl.Importer(
-        source_uri=_windows_examples_dir(window_files),
-        artifact_type=tfx.types.standard_artifacts.Examples,
-        properties={"split_names": json.dumps(["train", "eval"])},
-    ).with_id("windows")
-    components = [examples]
-    base_model = None
-    if base_model_uri:
-        base = tfx.dsl.Importer(
-            source_uri=base_model_uri, artifact_type=tfx.types.standard_artifacts.Model
-        ).with_id("base_model")
-        components.append(base)
-        base_model = base.outputs["result"]
-    trainer = tfx.components.Trainer(
-        run_fn="components.trainer.run_fn.run_fn",
-        examples=examples.outputs["result"],
-        base_model=base_model,
-        train_args=tfx.proto.TrainArgs(num_steps=4),
-        eval_args=tfx.proto.EvalArgs(num_steps=2),
-        custom_config={"spec": spec.to_json(), run_fn.BATCH_SIZE_KEY: 4},
-    )
-    components.append(trainer)
-    return tfx.dsl.Pipeline(
-        pipeline_name="trainer_test",
-        pipeline_root=str(root / "pipeline"),
-        components=components,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(root / "metadata.sqlite")
-        ),
-    )
 
 
 def _model_uris(root) -> list[str]:
@@ -66,7 +30,8 @@ def _model_uris(root) -> list[str]:
 def test_tfx_trainer_runs_run_fn_and_warm_starts_from_a_base_model(
     tiny_spec, window_files, tmp_path
 ):
-    tfx.orchestration.LocalDagRunner().run(_trainer_pipeline(tmp_path, tiny_spec, window_files))
+    pipeline = fixtures.trainer_pipeline(tmp_path, tiny_spec, window_files)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
     (model_uri,) = _model_uris(tmp_path)
     serving = os.path.join(model_uri, "Format-Serving")
     signature = tf.saved_model.load(serving).signatures["serving_default"]
@@ -74,14 +39,18 @@ def test_tfx_trainer_runs_run_fn_and_warm_starts_from_a_base_model(
     model_run_dirs = [a for a in os.listdir(tmp_path / "pipeline" / "Trainer" / "model_run")]
     (run_dir,) = model_run_dirs
     run_files = os.listdir(tmp_path / "pipeline" / "Trainer" / "model_run" / run_dir)
-    assert {"checkpoints", "logs"} <= set(run_files)
+    assert run_files == ["logs"]  # TensorBoard; checkpoints are the execution's state:
+    (state,) = os.listdir(tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR)
+    assert os.listdir(tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR / state) == [
+        "checkpoints"
+    ]  # the backup is deleted once training ended
 
     # Warm start: a run with learning rate ~0 keeps the base model's outputs.
     frozen = tiny_spec.replace(learning_rate=1e-12)
     warm_root = tmp_path / "warm"
     warm_root.mkdir()
     tfx.orchestration.LocalDagRunner().run(
-        _trainer_pipeline(warm_root, frozen, window_files, base_model_uri=model_uri)
+        fixtures.trainer_pipeline(warm_root, frozen, window_files, base_model_uri=model_uri)
     )
     (warm_uri,) = _model_uris(warm_root)
     warm = tf.saved_model.load(os.path.join(warm_uri, "Format-Serving"))
@@ -105,3 +74,62 @@ def test_warm_start_from_a_non_saved_model_is_a_clear_error(tiny_spec, window_fi
             tiny_spec, window_files["train"], window_files["eval"], str(tmp_path / "s"),
             str(tmp_path / "m"), train_steps=1, eval_steps=0, base_model=str(tmp_path),
         )
+
+
+@pytest.mark.slow
+def test_killed_pipeline_resumes_training_in_a_new_execution(tiny_spec, window_files, tmp_path):
+    """kill -9 during training, then run the same pipeline again: TFX gives the Trainer a
+    new execution (and model_run_dir); it resumes from the killed execution's checkpoint."""
+    args = dict(root=str(tmp_path), spec=tiny_spec.to_json(), window_files=window_files,
+                train_steps=200, custom_config={run_fn.CHECKPOINT_EVERY_KEY: 10})
+    first_log, second_log = str(tmp_path / "first.log"), str(tmp_path / "second.log")
+    first = fixtures.start_training(args, first_log, script="pipeline_process.py")
+    try:
+        fixtures.wait_for_log(first_log, "[local] step 20/200", first, 420)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        first.kill()
+    second = fixtures.start_training(args, second_log, script="pipeline_process.py")
+    code, log = fixtures.finish(second, second_log, 420)
+    assert code == 0, log[-3000:]
+    resumed = int(log.split("Resumed from checkpoint at step ")[1].split()[0])
+    assert 20 <= resumed < 200
+    assert "Training from step 0" not in log
+    assert "pipeline_process: the pipeline ran" in log
+    (model_uri,) = _model_uris(tmp_path)  # one model; both executions have a model_run dir
+    assert os.path.exists(os.path.join(model_uri, "Format-Serving", "saved_model.pb"))
+    assert len(os.listdir(tmp_path / "pipeline" / "Trainer" / "model_run")) == 2
+
+
+def test_warm_start_needs_the_same_variables(tiny_spec, window_files, tmp_path):
+    base = run_fn.train_and_export(
+        tiny_spec, window_files["train"], window_files["eval"], str(tmp_path / "base"),
+        str(tmp_path / "m"), train_steps=1, eval_steps=0,
+    )
+    same = model_lib.build_qa_model(tiny_spec.replace(seq_len=48))
+    assert run_fn.warm_start(same, base)  # seq_len does not change the variables
+    one_layer = encoders.make_encoder(
+        str(tmp_path / "one_layer"), {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH),
+                                      "num_hidden_layers": 1}, tf_format=encoders.TF1,
+    )
+    other = model_lib.build_qa_model(tiny_spec.replace(uri=one_layer))
+    before = [v.numpy() for v in other.variables]
+    assert not run_fn.warm_start(other, base)  # a logged cold start
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, other.variables,
+                                                            strict=True))
+
+
+def test_warm_start_setting_off_ignores_the_base_model(tiny_spec, window_files, tmp_path):
+    fn_args = tfx.components.FnArgs(
+        train_files=[window_files["train"]], eval_files=[window_files["eval"]],
+        serving_model_dir=str(tmp_path / "Trainer" / "model" / "1" / "Format-Serving"),
+        model_run_dir=str(tmp_path / "Trainer" / "model_run" / "1"),
+        train_steps=1, eval_steps=0, base_model=str(tmp_path),  # not a SavedModel
+        custom_config={"spec": tiny_spec.to_json(), run_fn.WARM_START_KEY: False},
+    )
+    run_fn.run_fn(fn_args)
+    assert os.path.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb"))
+    fn_args.custom_config[run_fn.WARM_START_KEY] = True
+    with pytest.raises(ValueError, match="base_model .* is not a SavedModel"):
+        run_fn.run_fn(fn_args)
