@@ -1,7 +1,9 @@
 """Vertex AI: the training job built from the spec, and submitting / scheduling PipelineJobs.
 
-`training_custom_config` is what the Trainer gets on Vertex AI (TFX's Vertex training
-extension runs `run_fn` on the worker pools built from the spec's distribution strategy).
+`vertex_settings` are the compile-time Vertex AI training settings the Trainer step gets
+(`QaTrainer`'s `vertex_training`); when the step runs, `training_custom_config_from_settings`
+builds the CustomJob from them and the spec it received (the `spec` RuntimeParameter), so
+the worker pools follow the spec's distribution strategy.
 `submit_pipeline` and `schedule_pipeline` send a compiled PipelineJob JSON
 (`mbqa compile --target vertex`) to Vertex AI Pipelines with google-cloud-aiplatform.
 """
@@ -24,6 +26,12 @@ from pipelines.config import ConfigError, PipelineConfig
 # The TPU VM machine type of Vertex AI custom training.
 TPU_MACHINE_TYPE = "cloud-tpu"
 _MULTI_REPLICA = ("multi_worker_mirrored", "parameter_server")
+# The PipelineConfig settings a Vertex AI training job is built from.
+VERTEX_SETTINGS = (
+    "image", "gcp_project", "gcp_region", "vertex_machine_type", "vertex_accelerator_type",
+    "vertex_worker_count", "vertex_parameter_server_count", "vertex_tpu_type",
+    "vertex_tpu_cores", "vertex_service_account",
+)
 
 
 def worker_pool_specs(config: PipelineConfig, spec: BertQaSpec) -> list[dict[str, Any]]:
@@ -66,6 +74,21 @@ def worker_pool_specs(config: PipelineConfig, spec: BertQaSpec) -> list[dict[str
     return pools
 
 
+def vertex_settings(config: PipelineConfig) -> dict[str, Any]:
+    """The settings of `config` that Vertex AI training needs (`VERTEX_SETTINGS`)."""
+    return {name: getattr(config, name) for name in VERTEX_SETTINGS}
+
+
+def training_custom_config_from_settings(
+    settings: dict[str, Any], spec: BertQaSpec
+) -> dict[str, Any]:
+    """`training_custom_config` from `vertex_settings` output, when the Trainer step runs."""
+    unknown = set(settings) - set(VERTEX_SETTINGS)
+    if unknown:
+        raise ConfigError(f"Unknown Vertex AI training settings {sorted(unknown)}")
+    return training_custom_config(PipelineConfig(**settings), spec)
+
+
 def training_custom_config(config: PipelineConfig, spec: BertQaSpec) -> dict[str, Any]:
     """The Trainer custom_config entries that make it train as a Vertex AI CustomJob."""
     job_spec: dict[str, Any] = {"worker_pool_specs": worker_pool_specs(config, spec)}
@@ -99,8 +122,7 @@ def template_parameters(pipeline_json: str) -> dict[str, tuple[str, Any]]:
 def parse_parameters(pipeline_json: str, assignments: Iterable[str]) -> dict[str, Any]:
     """`name=value` strings as typed parameter values of the compiled pipeline.
 
-    Unknown names raise ValueError listing the known ones. A new `spec` also goes into
-    `trainer_config` (unless that is given too), so that training and evaluation agree.
+    Unknown names raise ValueError listing the known ones.
     """
     known = template_parameters(pipeline_json)
     values: dict[str, Any] = {}
@@ -122,11 +144,6 @@ def parse_parameters(pipeline_json: str, assignments: Iterable[str]) -> dict[str
                 values[name] = text
         except ValueError as e:
             raise ValueError(f"Parameter {name}={text!r} is not a {kind}") from e
-    if "spec" in values and "trainer_config" in known and "trainer_config" not in values:
-        default = known["trainer_config"][1]
-        trainer_config = json.loads(default) if default else {}
-        trainer_config["spec"] = values["spec"]
-        values["trainer_config"] = json.dumps(trainer_config, sort_keys=True)
     return values
 
 

@@ -47,6 +47,8 @@ class PipelineConfig:
       spec: spec parameters overriding the class's defaults (uri, seq_len, ...).
       train_steps: training steps of the Trainer.
       eval_steps: evaluation steps of the Trainer.
+      warm_start: start training from the last blessed model when it has the same variables
+        and shapes (otherwise, and when False, training starts from the encoder).
       min_exact_match: the blessing threshold on exact match (0-100).
       min_f1: the blessing threshold on F1 (0-100).
       max_regression: how many F1 points the candidate may lose against the last blessed model.
@@ -79,6 +81,7 @@ class PipelineConfig:
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_steps: int = 1000
     eval_steps: int = 100
+    warm_start: bool = True
     min_exact_match: float = 0.0
     min_f1: float = 0.0
     max_regression: float = 0.0

@@ -18,15 +18,15 @@ from components.evaluator.component import QaEvaluator
 from components.pusher.component import TFLitePusher
 from components.squad_example_gen.component import SquadExampleGen
 from components.squad_transform.component import SquadTransform
+from components.trainer.component import QaTrainer
+from components.trainer.run_fn import WARM_START_KEY
 from pipelines.config import PipelineConfig
 
-RUN_FN = "components.trainer.run_fn.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
 # Names of the Vertex AI runtime parameters (KubeflowV2DagRunner only).
 PARAM_DATA_ROOT = "data_root"
 PARAM_TRAIN_ARGS = "train_args"
 PARAM_SPEC = "spec"
-PARAM_TRAINER_CONFIG = "trainer_config"
 PARAM_MIN_EXACT_MATCH = "min_exact_match"
 PARAM_MIN_F1 = "min_f1"
 PARAM_MAX_REGRESSION = "max_regression"
@@ -64,18 +64,15 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID)
-    trainer_args = dict(
-        run_fn=RUN_FN,
+    trainer = QaTrainer(
         examples=transform.outputs["transformed_examples"],
+        spec=params[PARAM_SPEC],
         base_model=model_resolver.outputs["model"],
         train_args=params[PARAM_TRAIN_ARGS],
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
-        custom_config=params[PARAM_TRAINER_CONFIG],
-    )
-    if target == "vertex" and config.gcp_project:
-        trainer = tfx.extensions.google_cloud_ai_platform.Trainer(**trainer_args)
-    else:
-        trainer = tfx.components.Trainer(**trainer_args)
+        custom_config=trainer_custom_config(config),
+        vertex_training=vertex_training(config, target),
+    ).with_id("Trainer")
     evaluator = QaEvaluator(
         examples=example_gen.outputs["examples"],
         transformed_examples=transform.outputs["transformed_examples"],
@@ -111,24 +108,30 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
     )
 
 
-def trainer_custom_config(config: PipelineConfig, target: str = "local") -> dict[str, Any]:
-    """The Trainer's `custom_config`: the spec, plus Vertex AI training on Vertex AI."""
-    spec = config.build_spec()
-    custom_config: dict[str, Any] = {"spec": spec.to_json()}
-    if target == "vertex" and config.gcp_project:
-        from deploy.vertex import training_custom_config
-
-        custom_config.update(training_custom_config(config, spec))
-    return custom_config
+def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
+    """`run_fn`'s settings besides the spec (which is the Trainer's `spec` property)."""
+    return {WARM_START_KEY: config.warm_start}
 
 
-def parameter_values(config: PipelineConfig, target: str = "local") -> dict[str, Any]:
+def vertex_training(config: PipelineConfig, target: str) -> dict[str, Any] | None:
+    """The Vertex AI training settings on Vertex AI with a project; None: train in the step.
+
+    Checks now that the configured spec can train there (e.g. enough workers).
+    """
+    if target != "vertex" or not config.gcp_project:
+        return None
+    from deploy.vertex import training_custom_config, vertex_settings
+
+    training_custom_config(config, config.build_spec())  # fails now, naming the setting
+    return vertex_settings(config)
+
+
+def parameter_values(config: PipelineConfig) -> dict[str, Any]:
     """The values of the settings that are RuntimeParameters on Vertex AI, from `config`."""
     return {
         PARAM_DATA_ROOT: config.data_root,
         PARAM_TRAIN_ARGS: tfx.proto.TrainArgs(num_steps=config.train_steps),
         PARAM_SPEC: config.build_spec().to_json(),
-        PARAM_TRAINER_CONFIG: trainer_custom_config(config, target),
         PARAM_MIN_EXACT_MATCH: float(config.min_exact_match),
         PARAM_MIN_F1: float(config.min_f1),
         PARAM_MAX_REGRESSION: float(config.max_regression),
@@ -147,7 +150,6 @@ def runtime_parameters(config: PipelineConfig) -> dict[str, data_types.RuntimePa
 
 def runtime_parameter_defaults(config: PipelineConfig) -> dict[str, str | float]:
     """The RuntimeParameters' values as Vertex AI takes them (protos and dicts as JSON)."""
-    values = parameter_values(config, "vertex")
+    values = parameter_values(config)
     values[PARAM_TRAIN_ARGS] = json.dumps({"num_steps": config.train_steps})
-    values[PARAM_TRAINER_CONFIG] = json.dumps(values[PARAM_TRAINER_CONFIG], sort_keys=True)
     return values

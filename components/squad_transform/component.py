@@ -20,10 +20,10 @@ from components.squad_transform import executor
 
 
 class SquadTransformSpec(types.ComponentSpec):
-    """Questions and the model spec (JSON) in, windows out."""
+    """Questions and the windowing settings (JSON) in, windows out."""
 
     PARAMETERS = {
-        executor.SPEC_KEY: component_spec.ExecutionParameter(type=str),
+        executor.WINDOWING_KEY: component_spec.ExecutionParameter(type=str),
     }
     INPUTS = {
         executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
@@ -39,8 +39,9 @@ class SquadTransform(base_beam_component.BaseBeamComponent):
     """Cuts each question into BERT's classic SQuAD windows (`components.qa.windows`).
 
     The vocab is the encoder module's `assets/vocab.txt` (`spec.uri`); `seq_len`,
-    `query_len`, `doc_stride` and `do_lower_case` come from the spec. All splits are
-    windowed in training mode (with answer positions).
+    `query_len`, `doc_stride` and `do_lower_case` come from the spec. Only these are the
+    component's execution property (its cache key): a change of any other spec parameter
+    reuses the windows. All splits are windowed in training mode (with answer positions).
     """
 
     SPEC_CLASS = SquadTransformSpec
@@ -56,14 +57,13 @@ class SquadTransform(base_beam_component.BaseBeamComponent):
         Args:
           examples: SquadExampleGen's questions (Examples, tf.Example payload).
           spec: the model spec, or its JSON (`spec.to_json()`), or a RuntimeParameter
-            holding the JSON.
+            holding the JSON (then the whole spec is the cache key).
         """
-        if isinstance(spec, spec_lib.BertQaSpec):
-            spec = spec.to_json()
-        elif isinstance(spec, str):
-            spec_lib.spec_from_json(spec)  # fails now, naming the problem, if invalid
+        if isinstance(spec, str):
+            spec = spec_lib.spec_from_json(spec)  # fails now, naming the problem, if invalid
+        windowing = executor.windowing_json(spec) if isinstance(spec, spec_lib.BertQaSpec) else spec
         super().__init__(spec=SquadTransformSpec(
             examples=examples,
-            spec=spec,
+            windowing=windowing,
             transformed_examples=channel.Channel(type=standard_artifacts.Examples),
         ))

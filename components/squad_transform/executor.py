@@ -32,7 +32,9 @@ from components.qa import windows as windows_lib
 
 EXAMPLES_KEY = "examples"
 TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
-SPEC_KEY = "spec"
+WINDOWING_KEY = "windowing"
+# The spec parameters that change the windows: the encoder (its vocab) and the cutting.
+WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
 STATS_FILE_NAME = "window_stats.json"
 SKIPPED_FILE_PREFIX = "skipped-"
@@ -43,6 +45,26 @@ COUNTERS = ("questions", "windows", "skipped", "no_windows")
 _LOG_EVERY = 5000
 
 _SKIPPED_TAG = "skipped"
+
+
+def windowing_json(spec: spec_lib.BertQaSpec) -> str:
+    """The spec's `WINDOWING_PARAMS` as canonical JSON: the Transform's cache key, so that
+    changing any other parameter (a learning rate, a strategy) reuses the windows."""
+    return json.dumps({name: getattr(spec, name) for name in WINDOWING_PARAMS}, sort_keys=True)
+
+
+def read_windowing(text: str) -> tuple[str, windows_lib.WindowConfig]:
+    """`(encoder uri, WindowConfig)` from `windowing_json` or a whole spec's JSON (a Vertex
+    AI RuntimeParameter holds the whole spec)."""
+    data = json.loads(text)
+    if "class" in data:
+        spec = spec_lib.spec_from_dict(data)
+        return spec.uri, windows_lib.WindowConfig.from_spec(spec)
+    if sorted(data) != sorted(WINDOWING_PARAMS):
+        raise ValueError(f"SquadTransform: windowing {text!r} must have exactly the keys "
+                         f"{list(WINDOWING_PARAMS)}")
+    settings = {k: v for k, v in data.items() if k != "uri"}
+    return data["uri"], windows_lib.WindowConfig(**settings)
 
 
 class _MakeWindows(beam.DoFn):
@@ -108,9 +130,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 f"SquadTransform reads tf.Example questions; the examples at {examples.uri} "
                 f"have payload format {examples_utils.get_payload_format_string(examples)}"
             )
-        spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
-        config = windows_lib.WindowConfig.from_spec(spec)
-        vocab_path = encoders.module_vocab_path(spec.uri)
+        uri, config = read_windowing(exec_properties[WINDOWING_KEY])
+        vocab_path = encoders.module_vocab_path(uri)
         splits = artifact_utils.decode_split_names(examples.split_names)
         if not splits:
             raise ValueError(f"The examples at {examples.uri} have no splits")

@@ -82,13 +82,12 @@ def pipeline_json(tmp_path):
         "displayName": "mobilebert-qa",
         "pipelineSpec": {"root": {"inputDefinitions": {"parameters": {
             "data_root": {"type": "STRING"}, "spec": {"type": "STRING"},
-            "trainer_config": {"type": "STRING"}, "min_f1": {"type": "DOUBLE"},
+            "min_f1": {"type": "DOUBLE"},
             "train_steps": {"type": "INT"},
         }}}},
         "runtimeConfig": {"gcsOutputDirectory": "gs://b/root", "parameters": {
             "data_root": {"stringValue": "gs://b/data"},
             "spec": {"stringValue": '{"old": 1}'},
-            "trainer_config": {"stringValue": json.dumps({"spec": '{"old": 1}', "k": "v"})},
             "min_f1": {"doubleValue": 0.0},
         }},
     }
@@ -132,13 +131,13 @@ def fake_aiplatform(monkeypatch):
     return inits
 
 
-def test_parameters_are_typed_and_the_spec_reaches_the_trainer(pipeline_json):
+def test_parameters_are_typed(pipeline_json):
     values = vertex.parse_parameters(
         pipeline_json, ["min_f1=40", "train_steps=10", 'spec={"new": 2}']
     )
     assert values["min_f1"] == 40.0 and isinstance(values["min_f1"], float)
     assert values["train_steps"] == 10
-    assert json.loads(values["trainer_config"]) == {"spec": '{"new": 2}', "k": "v"}
+    assert values["spec"] == '{"new": 2}'
     with pytest.raises(ValueError, match="unknown parameter 'nope'.*data_root"):
         vertex.parse_parameters(pipeline_json, ["nope=1"])
     with pytest.raises(ValueError, match="min_f1='high'"):

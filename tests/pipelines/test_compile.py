@@ -66,7 +66,7 @@ def test_vertex_job_parses_as_a_pipeline_job(vertex_job):
     assert COMPONENTS <= tasks
     assert any("resolver" in t for t in tasks - COMPONENTS)
     params = job.pipeline_spec["root"]["inputDefinitions"]["parameters"]
-    assert set(params) == {"data_root", "train_args", "spec", "trainer_config", "min_exact_match",
+    assert set(params) == {"data_root", "train_args", "spec", "min_exact_match",
                            "min_f1", "max_regression", "push_destination"}
     values = json_format.MessageToDict(job.runtime_config)["parameters"]
     assert values["data_root"] == {"stringValue": "gs://bucket/squad"}
@@ -75,20 +75,98 @@ def test_vertex_job_parses_as_a_pipeline_job(vertex_job):
     assert job.runtime_config.gcs_output_directory == "gs://bucket/root"
 
 
-def test_vertex_job_trains_on_the_spec_worker_pools(vertex_job):
-    data = json.loads(vertex_job.read_text())
-    executors = data["pipelineSpec"]["deploymentSpec"]["executors"]
+def _tasks(job_path) -> dict:
+    return json.loads(job_path.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def test_every_step_reads_the_one_spec_parameter(vertex_job):
+    tasks = _tasks(vertex_job)
+    spec_parameter = {"componentInputParameter": "spec"}
+    assert tasks["SquadTransform"]["inputs"]["parameters"]["windowing"] == spec_parameter
+    assert tasks["Trainer"]["inputs"]["parameters"]["spec"] == spec_parameter
+    assert tasks["QaEvaluator"]["inputs"]["parameters"]["spec"] == spec_parameter
+    executors = json.loads(vertex_job.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]
     trainer = executors["Trainer_executor"]["container"]
     assert trainer["image"] == IMAGE
-    assert "google_cloud_ai_platform" in trainer["args"][trainer["args"].index(
-        "--executor_class_path") + 1]
-    trainer_config = json.loads(
-        data["runtimeConfig"]["parameters"]["trainer_config"]["stringValue"])
-    pools = trainer_config["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    assert trainer["args"][trainer["args"].index("--executor_class_path") + 1] == (
+        "components.trainer.executor.Executor")
+
+
+def _trainer_exec_properties(job_path, parameter_values: dict) -> dict:
+    """What Vertex AI Pipelines gives the Trainer step for these submitted parameters."""
+    job = json.loads(job_path.read_text())
+    defaults = {k: next(iter(v.values()))
+                for k, v in job["runtimeConfig"]["parameters"].items()}
+    properties = {}
+    for name, value in _tasks(job_path)["Trainer"]["inputs"]["parameters"].items():
+        if "componentInputParameter" in value:
+            root = value["componentInputParameter"]
+            properties[name] = parameter_values.get(root, defaults[root])
+        else:
+            properties[name] = next(iter(value["runtimeValue"]["constantValue"].values()))
+    return properties
+
+
+def _run_trainer_step(job_path, submitted: dict, tmp_path, monkeypatch) -> list:
+    """Runs QaTrainer's executor as the step would, with the cloud job start replaced."""
+    from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
+    from tfx.types import standard_artifacts
+
+    from components.trainer import executor
+
+    started = []
+    monkeypatch.setattr(vertex_executor.runner, "start_cloud_training",
+                        lambda *args: started.append(args))
+    examples, model, model_run = (standard_artifacts.Examples(), standard_artifacts.Model(),
+                                  standard_artifacts.ModelRun())
+    examples.uri, model.uri, model_run.uri = (str(tmp_path / n) for n in ("e", "m", "r"))
+    examples.split_names = json.dumps(["train", "eval"])
+    properties = _trainer_exec_properties(job_path, submitted)
+    executor.Executor().Do({"examples": [examples]},
+                           {"model": [model], "model_run": [model_run]}, properties)
+    return started
+
+
+def test_a_spec_given_at_submit_is_the_spec_that_trains_on_its_pools(
+    vertex_job, tmp_path, monkeypatch
+):
+    from components.qa.spec import MobileBertQaSpec
+    from deploy import vertex
+
+    submitted = MobileBertQaSpec(uri="gs://bucket/encoder", num_gpus=1, learning_rate=1e-4,
+                                 distribution_strategy="parameter_server")
+    values = vertex.parse_parameters(str(vertex_job), [f"spec={submitted.to_json()}"])
+    (start,) = _run_trainer_step(vertex_job, values, tmp_path, monkeypatch)
+    _, _, exec_properties, executor_class_path, job_args, *_ = start
+    assert executor_class_path == "tfx.components.trainer.executor.GenericExecutor"
+    custom_config = json.loads(exec_properties["custom_config"])
+    assert custom_config["spec"] == submitted.to_json()  # what every replica's run_fn reads
+    assert custom_config["warm_start"] is True
+    pools = job_args["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2, 1]  # chief, workers, parameter server
+    assert pools[0]["machine_spec"]["accelerator_count"] == 1
+    assert pools[0]["container_spec"] == {"image_uri": IMAGE}
+    # Without a new spec: the compiled one (multi_worker_mirrored, 2 GPUs).
+    (start,) = _run_trainer_step(vertex_job, {}, tmp_path, monkeypatch)
+    pools = start[4]["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]
     assert pools[0]["machine_spec"]["accelerator_count"] == 2
-    assert json.loads(trainer_config["spec"])["params"]["distribution_strategy"] == (
-        "multi_worker_mirrored")
+
+
+def test_a_submitted_spec_the_compiled_settings_cannot_train_fails_before_the_job(
+    tmp_path, monkeypatch
+):
+    from components.qa.spec import MobileBertQaSpec
+    from pipelines.config import ConfigError
+
+    path = tmp_path / "pipeline.json"
+    settings = SETTINGS + ["gcp_project=proj", "vertex_worker_count=1"]
+    assert _mbqa(["compile", "--target", "vertex", "--out", str(path)]
+                 + [f"--set={s}" for s in settings]) == 0
+    submitted = MobileBertQaSpec(uri="gs://bucket/encoder",
+                                 distribution_strategy="parameter_server")
+    with pytest.raises(ConfigError, match="vertex_worker_count=1"):
+        _run_trainer_step(path, {"spec": submitted.to_json()}, tmp_path, monkeypatch)
 
 
 def test_every_vertex_executor_imports(vertex_job):

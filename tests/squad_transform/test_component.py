@@ -115,5 +115,31 @@ def test_invalid_spec_fails_when_the_pipeline_is_built():
     with pytest.raises(ValueError, match="Unknown spec class"):
         SquadTransform(examples=examples, spec='{"class": "Nope", "params": {}}')
     component = SquadTransform(examples=examples, spec=spec_lib.MobileBertQaSpec())
-    assert spec_lib.spec_from_json(component.exec_properties["spec"]) == (
-        spec_lib.MobileBertQaSpec())
+    uri, config = executor.read_windowing(component.exec_properties[executor.WINDOWING_KEY])
+    assert uri == spec_lib.MobileBertQaSpec().uri
+    assert config == WindowConfig(384, 64, 128, True)
+
+
+def test_only_windowing_settings_are_the_cache_key():
+    """TFX reuses an execution whose inputs and execution properties are the same."""
+    examples = channel.Channel(type=standard_artifacts.Examples)
+    spec = spec_lib.MobileBertQaSpec()
+
+    def key(model_spec):
+        return SquadTransform(examples=examples, spec=model_spec).exec_properties
+
+    same = spec.replace(learning_rate=1e-3, distribution_strategy="mirrored",
+                        default_batch_size=8, dropout_rate=0.2, model_dir="/tmp/elsewhere")
+    assert key(same) == key(spec)
+    assert key(spec_lib.BertQaSpec(uri=spec.uri, is_tf2=False)) == key(spec)
+    for change in ({"seq_len": 256}, {"query_len": 32}, {"doc_stride": 64},
+                   {"do_lower_case": False}, {"uri": "/models/other"}):
+        assert key(spec.replace(**change)) != key(spec), change
+
+
+def test_a_whole_spec_is_read_too():
+    """On Vertex AI the windowing property is the `spec` RuntimeParameter (a whole spec)."""
+    spec = spec_lib.MobileBertQaSpec(seq_len=256, doc_stride=64)
+    assert executor.read_windowing(spec.to_json()) == (spec.uri, WindowConfig(256, 64, 64))
+    with pytest.raises(ValueError, match="must have exactly the keys"):
+        executor.read_windowing('{"seq_len": 384}')

@@ -110,8 +110,8 @@ def finish(process, log_path: str, timeout_s: float) -> tuple[int, str]:
     return code, read(log_path)
 
 
-def read(path: str) -> str:
-    with open(path) as f:
+def read(path: str, mode: str = "r") -> str | bytes:
+    with open(path, mode) as f:
         return f.read()
 
 
