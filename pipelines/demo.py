@@ -1,7 +1,8 @@
 """`mbqa demo`: the whole pipeline on the embedded default, from nothing but the package.
 
 Writes synthetic SQuAD data (`components.qa.synth`) as span 1 of `<out>/data/span-{SPAN}`
-and a tiny random MobileBERT encoder (`components.qa.encoders.make_encoder`), runs every
+and a tiny random MobileBERT encoder in the TF1 Hub format of the default spec
+(`components.qa.encoders.make_encoder`), runs every
 component locally (LocalDagRunner), then prints the evaluation, the pushed `.tflite` file
 and one question answered by it. Data added as `<out>/data/span-2/{train,eval}/*.json`
 is picked up by the next `mbqa demo --out <out>`: it warm-starts from the last blessed
@@ -28,7 +29,6 @@ DEMO_SPEC = {
     "default_batch_size": 32,
     "predict_batch_size": 32,
     "distribution_strategy": "off",
-    "is_tf2": True,
 }
 DEMO_TRAIN_STEPS = 800
 DEMO_QUESTIONS = 2000
@@ -59,8 +59,8 @@ def prepare_inputs(config: PipelineConfig, num_questions: int = DEMO_QUESTIONS) 
         synth.make_synthetic_squad(os.path.join(config.data_root, "span-1"), n=num_questions,
                                    seed=1)
     encoder_dir = config.build_spec().uri
-    if not os.path.exists(os.path.join(encoder_dir, "saved_model.pb")):
-        encoders.make_encoder(encoder_dir, tf_format=encoders.TF2, seed=0)
+    if not os.path.exists(os.path.join(encoder_dir, encoders.TF1_MODULE_FILE)):
+        encoders.make_encoder(encoder_dir, tf_format=encoders.TF1, seed=0)
 
 
 @dataclasses.dataclass

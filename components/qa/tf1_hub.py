@@ -59,7 +59,7 @@ def _name_replacements(num_feedforward_networks: int) -> list[tuple[str, str]]:
 
     last = str(num_feedforward_networks - 1)
     table = [(src, dst.replace("LAST_FFN_LAYER_ID", last))
-             for src, dst in converter._NAME_REPLACEMENT]  # noqa: SLF001 (the maintained table)
+             for src, dst in converter._NAME_REPLACEMENT]  # Model Garden's maintained table
     return [("bert/", "") if src == "bert/" else (src, dst) for src, dst in table]
 
 

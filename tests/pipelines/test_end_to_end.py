@@ -5,10 +5,13 @@ One pipeline (the demo's settings, fewer steps and questions) lives through thre
 2. `tfx run create` again: finished components come from the cache, the rest runs, a model
    is pushed;
 3. a new data span with an unreachable F1 threshold: the Trainer warm-starts from the
-   blessed model of run 2, the evaluator compares against it, and nothing is pushed.
+   blessed model of run 2, the evaluator compares against it, and nothing is pushed;
+4. another encoder (one layer) and seq_len: the windows are cut again, the Trainer starts
+   cold (the blessed model's variables do not fit), and the run is gated as usual.
 """
 
 import glob
+import json
 import os
 import pathlib
 import signal
@@ -50,9 +53,10 @@ def _tfx(args, env, **kwargs):
                           timeout=RUN_TIMEOUT_S, **kwargs)
 
 
-def _run(env):
+def _run(env) -> str:
     result = _tfx(["run", "create", "--engine", "local", "--pipeline_name", NAME], env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
 
 
 def _states(config):
@@ -146,7 +150,7 @@ def _trainer_base_models(config):
     return result
 
 
-def test_new_span_warm_starts_and_gates_the_push(workspace, rerun):
+def test_new_span_warm_starts_then_another_encoder_starts_cold(workspace, rerun):
     config, env = workspace
     from components.qa import synth
 
@@ -164,3 +168,22 @@ def test_new_span_warm_starts_and_gates_the_push(workspace, rerun):
     assert summary.pushed[-1]["pushed"] == 0
     assert sorted(glob.glob(os.path.join(config.push_destination, "**"),
                             recursive=True)) == pushed_before
+
+    # 4. Another encoder config and seq_len, the blessed model of run 2 still the baseline.
+    from components.qa import encoders
+
+    one_layer = encoders.make_encoder(
+        os.path.join(os.path.dirname(config.data_root), "encoder-1-layer"),
+        {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH), "num_hidden_layers": 1},
+        tf_format=encoders.TF1,
+    )
+    spec = {**config.spec, "uri": one_layer, "seq_len": 96, "doc_stride": 48}
+    log = _run({**env, "MBQA_SPEC": json.dumps(spec), "MBQA_MIN_F1": "0"})
+    assert "Cold start: base model" in log
+    after = _states(config)
+    for node, count in (("SquadTransform", 1), ("Trainer", 1), ("QaEvaluator", 1)):
+        assert len(after[node]) == len(states[node]) + count, node  # ran again, not cached
+        assert after[node][-1] == "COMPLETE", node
+    trainers = [t for t in _trainer_base_models(config) if t[1]]
+    assert trainers[-1][0] == first_model  # the blessed model was offered, and not loaded
+    assert after["TFLitePusher"][-1] == "COMPLETE"

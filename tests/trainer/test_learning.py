@@ -42,10 +42,10 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
                     learning_rate: float) -> dict:
     """Trains on synthetic SQuAD under `root`; returns EM, F1, the loss and timings."""
     started = time.time()
-    hub = encoders.make_encoder(os.path.join(root, "hub"))
+    hub = encoders.make_encoder(os.path.join(root, "hub"), tf_format=encoders.TF1)
     files = synth.make_synthetic_squad(os.path.join(root, "squad"), n=questions, seed=0)
     spec = spec_lib.MobileBertQaSpec(
-        uri=hub, is_tf2=True, seq_len=128, query_len=32, doc_stride=64,
+        uri=hub, seq_len=128, query_len=32, doc_stride=64,
         learning_rate=learning_rate, default_batch_size=batch_size,
     )
     maker = windows.WindowMaker(
