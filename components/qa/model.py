@@ -120,6 +120,7 @@ def export_serving_model(model: tf.keras.Model, path: str, spec: spec_lib.BertQa
         signatures={"serving_default": serve.get_concrete_function()},
         include_optimizer=False,
         save_format="tf",
+        save_traces=False,  # Readers use the signature; tracing every layer takes minutes.
     )
     logging.info("Exported the serving model to %s", path)
     return path

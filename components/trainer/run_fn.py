@@ -141,12 +141,12 @@ def warm_start(model: tf.keras.Model, base_model: str) -> bool:
         model.save_weights(own)
         mine = _model_variables(own)
     theirs = _model_variables(variables)
-    if mine != theirs:
-        differences = sorted(set(mine.items()) ^ set(theirs.items()))
+    differences = sorted(n for n in mine.keys() | theirs.keys() if mine.get(n) != theirs.get(n))
+    if differences:
         logging.warning(
             "Cold start: base model %s has other variables than this model (%d differ, e.g. "
             "%s); training starts from the encoder's weights", base_model, len(differences),
-            differences[:3],
+            [(n, mine.get(n), theirs.get(n)) for n in differences[:3]],
         )
         return False
     model.load_weights(variables).assert_existing_objects_matched()

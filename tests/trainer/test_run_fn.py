@@ -41,9 +41,9 @@ def test_tfx_trainer_runs_run_fn_and_warm_starts_from_a_base_model(
     run_files = os.listdir(tmp_path / "pipeline" / "Trainer" / "model_run" / run_dir)
     assert run_files == ["logs"]  # TensorBoard; checkpoints are the execution's state:
     (state,) = os.listdir(tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR)
-    assert os.listdir(tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR / state) == [
-        "checkpoints"
-    ]  # the backup is deleted once training ended
+    state_dir = tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR / state
+    assert sorted(os.listdir(state_dir)) == ["backup", "checkpoints"]
+    assert not os.listdir(state_dir / "backup")  # emptied once training ended
 
     # Warm start: a run with learning rate ~0 keeps the base model's outputs.
     frozen = tiny_spec.replace(learning_rate=1e-12)
