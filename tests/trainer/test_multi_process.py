@@ -28,15 +28,29 @@ def _args(spec, windows, root, name, **overrides) -> dict:
     return args
 
 
-def _two_workers(args: dict, root) -> tuple[list, list[str]]:
+def _two_workers(args: dict, root, script: str = "train_process.py") -> tuple[list, list[str]]:
+    """A chief and a worker running `script` with `args`, each with its TF_CONFIG."""
     ports = fixtures.free_ports(2)
     cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
     processes, logs = [], []
     for task in ("chief", "worker"):
         logs.append(str(root / f"{task}.log"))
         config = {"cluster": cluster, "task": {"type": task, "index": 0}}
-        processes.append(fixtures.start_training(args, logs[-1], config))
+        processes.append(fixtures.start_training(args, logs[-1], config, script))
     return processes, logs
+
+
+def _two_workers_finish(args: dict, root, script: str = "train_process.py") -> tuple[str, str]:
+    """Runs `_two_workers` to the end; both must exit 0. Their logs (chief, worker)."""
+    processes, logs = _two_workers(args, root, script)
+    try:
+        codes = [p.wait(timeout=JOB_TIMEOUT_S) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    chief, worker = (fixtures.read(log) for log in logs)
+    assert codes == [0, 0], chief[-3000:] + worker[-3000:]
+    return chief, worker
 
 
 def _files_under(path) -> list[str]:
@@ -48,14 +62,7 @@ def test_two_workers_train_together_and_only_the_chief_exports(
     tiny_spec, window_files, tmp_path
 ):
     args = _args(tiny_spec, window_files, tmp_path, "multi_worker_mirrored")
-    processes, logs = _two_workers(args, tmp_path)
-    try:
-        codes = [p.wait(timeout=JOB_TIMEOUT_S) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    chief, worker = (fixtures.read(log) for log in logs)
-    assert codes == [0, 0], chief[-3000:] + worker[-3000:]
+    chief, worker = _two_workers_finish(args, tmp_path)
     assert "2 replicas" in chief and "2 replicas" in worker
     assert "[chief:0] step 6/6" in chief and "[worker:0] step 6/6" in worker
     assert f"train_process result: {tmp_path / 'serving'}" in chief
@@ -146,20 +153,7 @@ def test_two_workers_through_the_tfx_trainer_executor(tiny_spec, window_files, t
         model_run_uri=str(trainer / "model_run" / "7"), train_steps=4, eval_steps=1,
         custom_config={"batch_size": 8, "checkpoint_every_steps": 2},
     )
-    ports = fixtures.free_ports(2)
-    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
-    processes, logs = [], []
-    for task in ("chief", "worker"):
-        logs.append(str(tmp_path / f"{task}.log"))
-        config = {"cluster": cluster, "task": {"type": task, "index": 0}}
-        processes.append(fixtures.start_training(args, logs[-1], config, "executor_process.py"))
-    try:
-        codes = [p.wait(timeout=JOB_TIMEOUT_S) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    chief, worker = (fixtures.read(log) for log in logs)
-    assert codes == [0, 0], chief[-3000:] + worker[-3000:]
+    chief, worker = _two_workers_finish(args, tmp_path, "executor_process.py")
     assert "executor_process: Do returned" in chief and "executor_process: Do returned" in worker
     assert "[worker:0] Waiting for the chief's export" in worker
     assert "[worker:0] Done; the chief exported the model" in worker
