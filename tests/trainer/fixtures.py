@@ -110,8 +110,8 @@ def finish(process, log_path: str, timeout_s: float) -> tuple[int, str]:
     return code, read(log_path)
 
 
-def read(path: str, mode: str = "r") -> str | bytes:
-    with open(path, mode) as f:
+def read(path: str) -> str:
+    with open(path) as f:
         return f.read()
 
 
@@ -126,6 +126,8 @@ def trainer_pipeline(root, spec, window_files, base_model_uri=None, train_steps:
     import json
 
     from tfx import v1 as tfx
+
+    from components.trainer import run_fn
 
     examples = tfx.dsl.Importer(
         source_uri=windows_examples_dir(window_files),
@@ -146,7 +148,7 @@ def trainer_pipeline(root, spec, window_files, base_model_uri=None, train_steps:
         base_model=base_model,
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=2),
-        custom_config={"spec": spec.to_json(), "batch_size": 4, **(custom_config or {})},
+        custom_config={"spec": spec.to_json(), run_fn.BATCH_SIZE_KEY: 4, **(custom_config or {})},
     )
     components.append(trainer)
     return tfx.dsl.Pipeline(
