@@ -12,6 +12,7 @@ from components.qa import encoders
 from components.qa import model as model_lib
 from components.trainer import run_fn
 from tests.trainer import fixtures
+from tests.trainer.test_strategies import checkpoint_step
 
 
 def _model_uris(root) -> list[str]:
@@ -87,9 +88,10 @@ def test_killed_pipeline_resumes_training_in_a_new_execution(tiny_spec, window_f
     try:
         fixtures.wait_for_log(first_log, "[local] step 20/200", first, 420)
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=60)
+        assert first.wait(timeout=60) == -signal.SIGKILL
     finally:
         first.kill()
+    assert "Trained 200 steps" not in fixtures.read(first_log)
     second = fixtures.start_training(args, second_log, script="pipeline_process.py")
     code, log = fixtures.finish(second, second_log, 420)
     assert code == 0, log[-3000:]
@@ -100,6 +102,10 @@ def test_killed_pipeline_resumes_training_in_a_new_execution(tiny_spec, window_f
     (model_uri,) = _model_uris(tmp_path)  # one model; both executions have a model_run dir
     assert os.path.exists(os.path.join(model_uri, "Format-Serving", "saved_model.pb"))
     assert len(os.listdir(tmp_path / "pipeline" / "Trainer" / "model_run")) == 2
+    (state,) = os.listdir(tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR)
+    state_dir = tmp_path / "pipeline" / "Trainer" / run_fn.TRAINING_STATE_DIR / state
+    assert checkpoint_step(str(state_dir)) == 200  # ended at the same step
+    assert not os.listdir(state_dir / "backup")  # deleted once training ended
 
 
 def test_warm_start_needs_the_same_variables(tiny_spec, window_files, tmp_path):

@@ -1,0 +1,75 @@
+"""Model Maker's question-answer tutorial, run with only its imports changed.
+
+The code below is the tutorial's (tensorflow/lite/g3doc/models/modify/model_maker/
+question_answer.ipynb) with two lines that cannot run offline replaced: the data files are
+synthetic SQuAD instead of TriviaQA downloads, and the spec's `uri` is a tiny MobileBERT
+TF1 Hub module with a SQuAD head instead of tfhub.dev's. Everything else, the defaults
+included (seq_len 384, 2 epochs, dynamic-range TFLite), is the tutorial's.
+"""
+
+import filecmp
+import os
+
+import pytest
+
+from components.qa import encoders, synth
+
+pytestmark = pytest.mark.slow
+
+@pytest.fixture(scope="module")
+def offline_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tutorial")
+    hub = encoders.make_encoder(str(root / "mobilebert_squad"), tf_format=encoders.TF1,
+                                squad=True)
+    files = synth.make_synthetic_squad(str(root / "squad"), n=80, seed=0, eval_fraction=0.2)
+    return hub, files["train"], files["eval"]
+
+
+def test_the_tutorial_runs_and_the_task_library_loads_its_model(
+    offline_inputs, tmp_path, monkeypatch
+):
+    from tensorflow_lite_support.python.task.text.bert_question_answerer import (
+        BertQuestionAnswerer,
+    )
+
+    hub, train_json, eval_json = offline_inputs
+    monkeypatch.chdir(tmp_path)  # the tutorial exports to '.'
+
+    # --- The tutorial, imports changed (tflite_model_maker -> mbqa_model_maker). ---
+    import numpy as np  # noqa: F401
+    import tensorflow as tf
+
+    assert tf.__version__.startswith('2')
+    from mbqa_model_maker import model_spec, question_answer
+    from mbqa_model_maker.config import ExportFormat
+    from mbqa_model_maker.question_answer import DataLoader
+
+    spec = model_spec.get('mobilebert_qa_squad')
+    spec.uri = hub  # offline: the tutorial's spec downloads the module from tfhub.dev
+    train_data_path, validation_data_path = train_json, eval_json  # offline: no downloads
+
+    train_data = DataLoader.from_squad(train_data_path, spec, is_training=True)
+    validation_data = DataLoader.from_squad(validation_data_path, spec, is_training=False)
+
+    model = question_answer.create(train_data, model_spec=spec)
+    model.summary()
+    metrics = model.evaluate(validation_data)
+    model.export(export_dir='.')
+    model.export(export_dir='.', export_format=ExportFormat.VOCAB)
+    tflite_metrics = model.evaluate_tflite('model.tflite', validation_data)
+    # --- End of the tutorial. ---
+
+    assert sorted(os.listdir(tmp_path)) == ["model.tflite", "vocab.txt"]
+    assert filecmp.cmp("vocab.txt", encoders.module_vocab_path(hub), shallow=False)
+    # SQuAD 1.1: Model Maker's keys, as fractions (tf-models' squad_evaluate_v1_1).
+    for scores in (metrics, tflite_metrics):
+        assert sorted(scores) == ["exact_match", "final_f1"]
+        assert 0.0 <= scores["exact_match"] <= scores["final_f1"] <= 1.0
+    assert abs(metrics["final_f1"] - tflite_metrics["final_f1"]) <= 0.1  # dynamic range
+    # The Task Library answers a validation question (a passage of about 300 tokens) with
+    # text of its passage.
+    example = validation_data.examples[0]
+    answerer = BertQuestionAnswerer.create_from_file("model.tflite")
+    result = answerer.answer(example.context, example.question)
+    assert result.answers, result
+    assert all(a.text and a.text in example.context for a in result.answers), result
