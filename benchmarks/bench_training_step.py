@@ -50,9 +50,11 @@ def measure(module: str, strategy_name: str, batch: int, steps: int) -> dict:
     spec = MobileBertQaSpec(uri=module, distribution_strategy=strategy_name)
     strategy = strategies.make_strategy(spec)
     start = time.time()
-    difference = tf1_hub.check_conversion(encoders.check_module(spec))
     with strategy.scope():
         model = model_lib.build_qa_model(spec)
+    difference = tf1_hub.check_conversion(encoders.check_module(spec),
+                                          model.get_layer(tf1_hub.NATIVE_MODEL_NAME))
+    with strategy.scope():
         model_lib.compile_qa_model(model, spec, train_steps=steps + 1)
     load_s = time.time() - start
     rng = np.random.default_rng(0)

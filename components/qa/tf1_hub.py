@@ -13,8 +13,9 @@ per-head attention weights are reshaped as that converter does.
 The encoder's shape comes from the checkpoint (layers, sizes, bottlenecks, normalization);
 what shapes cannot tell (attention heads, activation, dropout) from the module's
 `assets/mobilebert_config.json` if it has one, else from the published MobileBERT config.
-`check_conversion` runs the module's own `tokens` signature next to the native encoder on
-the same input, so a wrong guess fails before training, naming what to set.
+`check_conversion` runs the module's own `tokens` (or `squad`) signature next to the
+native encoder as built for training, on the same input, so a wrong guess fails before
+training, naming what to set.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 PUBLISHED_CONFIG_PATH = os.path.join(
     PACKAGE_DIR, "configs", "mobilebert_uncased_L-24_H-128_B-512_A-4_F-4_OPT.json"
 )
+# The name of `build_native_encoder`'s model (a layer of the QA model).
+NATIVE_MODEL_NAME = "mobilebert_from_tf1_hub"
 # An optional file of a module: the MobileBERT config (bert_config.json keys).
 MODULE_CONFIG_ASSET = os.path.join("assets", "mobilebert_config.json")
 # Input names of the `tokens` signature, in the order of `spec.SERVING_INPUTS`.
@@ -176,7 +179,7 @@ def build_native_encoder(
         head = tf.keras.layers.Dense(2, name="squad_logits")
         start, end = tf.unstack(head(sequence), axis=-1)
         outputs = (start, end)
-    model = tf.keras.Model(inputs, outputs, name="mobilebert_from_tf1_hub")
+    model = tf.keras.Model(inputs, outputs, name=NATIVE_MODEL_NAME)
     _assign(module_dir, variables, encoder, config["num_feedforward_networks"], head)
     model.trainable = trainable
     return model
@@ -219,16 +222,18 @@ def _assign(
                  module_dir)
 
 
-def check_conversion(module_dir: str, seed: int = 0) -> float:
-    """Runs the module's `tokens` signature and the native encoder on the same random input.
+def check_conversion(
+    module_dir: str, native: tf.keras.Model, squad: bool = False, seed: int = 0
+) -> float:
+    """Runs the module's own `tokens` signature (with `squad`, its `squad` signature) and
+    `native` (a `build_native_encoder` model, as built) on the same random input.
 
-    Returns the largest absolute difference of the sequence outputs; raises ValueError if
-    it exceeds `CHECK_RELATIVE_TOLERANCE` of the output's scale (wrong heads or activation).
-    Call it outside any distribution strategy's scope.
+    Returns the largest absolute difference of the outputs; raises ValueError if it
+    exceeds `CHECK_RELATIVE_TOLERANCE` of the output's scale (wrong heads or activation).
+    Call it outside any distribution strategy's scope: the module's graph is loaded here.
     """
     from official.nlp.modeling.networks import MobileBERTEncoder
 
-    native = build_native_encoder(module_dir)
     encoder = next(layer for layer in native.layers if isinstance(layer, MobileBERTEncoder))
     vocab_size = encoder.get_config()["word_vocab_size"]
     rng = np.random.default_rng(seed)
@@ -238,10 +243,14 @@ def check_conversion(module_dir: str, seed: int = 0) -> float:
     segments = np.zeros_like(ids)
     segments[:, 10:] = 1
     features = dict(zip(INPUT_NAMES, (ids, mask, segments), strict=True))
-    expected = hub.load(module_dir).signatures["tokens"](
-        **{k: tf.constant(v) for k, v in features.items()}
-    )["sequence_output"].numpy()
-    actual = native(features, training=False).numpy()
+    signature = hub.load(module_dir).signatures["squad" if squad else "tokens"]
+    outputs = signature(**{k: tf.constant(v) for k, v in features.items()})
+    if squad:
+        expected = np.stack([outputs["start_logits"], outputs["end_logits"]])
+        actual = np.stack([t.numpy() for t in native(features, training=False)])
+    else:
+        expected = outputs["sequence_output"].numpy()
+        actual = native(features, training=False).numpy()
     difference = float(np.abs(actual - expected).max())
     scale = float(np.abs(expected).max())
     logging.info("Native encoder vs the TF1 module %s: max abs difference %.3g (outputs up "

@@ -214,8 +214,6 @@ def train_and_export(
     if train_steps <= 0:
         raise ValueError(f"train_steps={train_steps} must be > 0")
     strategy = strategies.make_strategy(spec, collective_timeout_s)
-    if not spec.is_tf2:  # Before building in scope: the native encoder equals the module.
-        tf1_hub.check_conversion(encoders.check_module(spec))
     task_type, task_index = strategies.cluster_task()
     task = f"{task_type}:{task_index}" if task_type else "local"
     batch_size = batch_size or spec.default_batch_size
@@ -233,6 +231,11 @@ def train_and_export(
     )
     with strategy.scope():
         model = model_lib.build_qa_model(spec)
+    if not spec.is_tf2:  # The native encoder equals the module (outside the scope).
+        tf1_hub.check_conversion(encoders.check_module(spec),
+                                 model.get_layer(tf1_hub.NATIVE_MODEL_NAME),
+                                 squad=spec.init_from_squad_model)
+    with strategy.scope():
         if base_model:
             warm_start(model, base_model)
         model_lib.compile_qa_model(model, spec, train_steps)

@@ -66,10 +66,16 @@ def test_the_tutorial_runs_and_the_task_library_loads_its_model(
         assert sorted(scores) == ["exact_match", "final_f1"]
         assert 0.0 <= scores["exact_match"] <= scores["final_f1"] <= 1.0
     assert abs(metrics["final_f1"] - tflite_metrics["final_f1"]) <= 0.1  # dynamic range
-    # The Task Library answers a validation question (a passage of about 300 tokens) with
-    # text of its passage.
-    example = validation_data.examples[0]
+    # The Task Library answers the validation questions with text of the passage. The model
+    # is barely trained (4 steps), and its logits on padding can outrank every passage
+    # token, so each question gets a passage that fills the 384 tokens: its own paragraph
+    # followed by the others.
     answerer = BertQuestionAnswerer.create_from_file("model.tflite")
-    result = answerer.answer(example.context, example.question)
-    assert result.answers, result
-    assert all(a.text and a.text in example.context for a in result.answers), result
+    contexts = [e.context for e in validation_data.examples]
+    answered = 0
+    for i, example in enumerate(validation_data.examples):
+        passage = " ".join(contexts[i:] + contexts[:i])
+        result = answerer.answer(passage, example.question)
+        assert all(a.text and a.text in passage for a in result.answers), result
+        answered += bool(result.answers)
+    assert answered >= len(contexts) // 2, answered

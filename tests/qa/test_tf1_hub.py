@@ -103,7 +103,9 @@ def test_squad_head_equals_the_module_squad_signature(module, real_windows):
 
 
 def test_check_conversion_passes_and_catches_a_wrong_head_count(module, tmp_path):
-    assert tf1_hub.check_conversion(module) <= 1e-5
+    assert tf1_hub.check_conversion(module, tf1_hub.build_native_encoder(module)) <= 1e-5
+    squad = tf1_hub.build_native_encoder(module, squad=True)
+    assert tf1_hub.check_conversion(module, squad, squad=True) <= 1e-5
     copy = str(tmp_path / "copy")
     tf.io.gfile.makedirs(copy)
     for root, _, files in tf.io.gfile.walk(module):
@@ -119,7 +121,7 @@ def test_check_conversion_passes_and_catches_a_wrong_head_count(module, tmp_path
         json.dump(config, f)
     with pytest.raises(ValueError, match=r"differs from the module's own output .*"
                        r"num_attention_heads, hidden_act"):
-        tf1_hub.check_conversion(copy)
+        tf1_hub.check_conversion(copy, tf1_hub.build_native_encoder(copy))
     config["hidden_size"] = 32  # contradicts the checkpoint
     with open(config_path, "w") as f:
         json.dump(config, f)

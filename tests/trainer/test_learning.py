@@ -3,7 +3,7 @@
 A tiny MobileBERT (the package's tiny config, random weights) is trained through the
 Trainer's `train_and_export` on windows cut by `WindowMaker` at the demo's settings, and
 the exported SavedModel answers the held-out questions through `answering` and the
-official metrics. About 2 minutes on 2 CPU cores.
+official metrics. About 4 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from components.qa import answering, encoders, inference, metrics, squad_json, s
 from components.qa import spec as spec_lib
 from components.trainer import run_fn
 
-# The demo's settings.
+# The demo's settings, with 650 training steps instead of 800: on 2026-11-27 the TF1 module
+# scored F1 78.3 after 400 steps and 100.0 after 600 (2 CPU cores, about 0.3 s a step).
 QUESTIONS = 2000
-TRAIN_STEPS = 800
+TRAIN_STEPS = 650
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 
