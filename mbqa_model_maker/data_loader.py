@@ -63,6 +63,9 @@ class DataLoader:
         vocab = encoders.module_vocab_path(spec.uri)
         maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(spec))
         examples, _ = squad_json.read_squad_examples(filename)
+        if not version_2_with_negative and any(e.is_impossible for e in examples):
+            raise ValueError(f"{filename} has unanswerable questions (SQuAD 2.0): load it "
+                             "with version_2_with_negative=True")
         if not is_training:
             size = sum(len(maker.make_windows(e, training=False)) for e in examples)
             logging.info("%s: %d questions, %d windows", filename, len(examples), size)

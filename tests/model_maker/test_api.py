@@ -125,13 +125,23 @@ def test_untrained_model_evaluates_and_exports_as_model_maker(tiny, tmp_path):
     assert scores["total"] == len(v2_eval.examples)
     assert "null_odds.json" in os.listdir(tmp_path / "v2")
 
+    with pytest.raises(ValueError, match="unanswerable questions .* version_2_with_negative"):
+        DataLoader.from_squad(v2["eval"], spec, is_training=False)
+    context = v1_eval.examples[0].context
+    answer = model.answer(context, v1_eval.examples[0].question)
+    assert answer and answer in context
+
+    train = DataLoader.from_squad(v1["train"], spec)
+    int8 = config.QuantizationConfig.for_int8(train, quantization_steps=4)
     sizes = {}
     for name, quantization in (("float32", None), ("dynamic", "default"),
-                               ("float16", config.QuantizationConfig.for_float16())):
+                               ("float16", config.QuantizationConfig.for_float16()),
+                               ("int8", int8)):
         model.export(str(tmp_path / "out"), tflite_filename=f"{name}.tflite",
                      quantization_config=quantization)
         sizes[name] = os.path.getsize(tmp_path / "out" / f"{name}.tflite")
     assert sizes["float32"] > 1.8 * sizes["float16"] > 1.8 * 1.8 * sizes["dynamic"]
+    assert sizes["int8"] < 0.6 * sizes["float16"]
     model.export(str(tmp_path / "out"), export_format=[config.ExportFormat.SAVED_MODEL])
     signature = tf.saved_model.load(str(tmp_path / "out" / "saved_model")).signatures[
         "serving_default"]
