@@ -24,7 +24,8 @@ import pytest
 
 from pipelines.demo import demo_config, prepare_inputs, print_report, run_summary
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module: its module-scoped runs are not repeated per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TFX = str(pathlib.Path(sys.executable).with_name("tfx"))
