@@ -52,7 +52,7 @@ def measure(module: str, strategy_name: str, batch: int, steps: int) -> dict:
     start = time.time()
     with strategy.scope():
         model = model_lib.build_qa_model(spec)
-    difference = tf1_hub.check_conversion(encoders.check_module(spec),
+    difference = tf1_hub.check_conversion(encoders.resolve_module_dir(spec.uri),
                                           model.get_layer(tf1_hub.NATIVE_MODEL_NAME))
     with strategy.scope():
         model_lib.compile_qa_model(model, spec, train_steps=steps + 1)

@@ -17,7 +17,6 @@ import numpy as np
 import tensorflow as tf
 
 from components.qa import encoders, squad_json, windows
-from components.qa.spec import BertQaSpec
 from mbqa_model_maker import model_spec as model_spec_lib
 
 _META = "_meta_data.json"
@@ -27,26 +26,30 @@ class DataLoader:
     """Windows of a SQuAD file for one spec (`from_squad`).
 
     `len(data)` is the number of windows (Model Maker's features); `examples` holds the
-    questions of evaluation data (empty for training data, as in Model Maker).
+    questions of evaluation data (empty for training data, as in Model Maker), which
+    `window_maker` cuts when they are answered.
     """
 
-    def __init__(self, files: list[str], size: int, version_2_with_negative: bool,
-                 examples: list, squad_file: str, spec: BertQaSpec,
+    def __init__(self, files: list[str], size: int | None, version_2_with_negative: bool,
+                 examples: list, squad_file: str, window_maker: windows.WindowMaker,
                  work_dir: tempfile.TemporaryDirectory | None = None):
         self.files = files
-        self._size = size
+        self._size = size  # evaluation data: counted when asked (answering cuts anyway)
         self.version_2_with_negative = version_2_with_negative
         self.examples = examples
         self.squad_file = squad_file
-        self.spec = spec
+        self.window_maker = window_maker
         self._work_dir = work_dir  # removed with this object when no cache_dir was given
 
     @property
     def size(self) -> int:
+        if self._size is None:
+            self._size = sum(len(self.window_maker.make_windows(e, training=False))
+                             for e in self.examples)
         return self._size
 
     def __len__(self) -> int:
-        return self._size
+        return self.size
 
     @classmethod
     def from_squad(cls, filename: str, model_spec, is_training: bool = True,
@@ -67,9 +70,8 @@ class DataLoader:
             raise ValueError(f"{filename} has unanswerable questions (SQuAD 2.0): load it "
                              "with version_2_with_negative=True")
         if not is_training:
-            size = sum(len(maker.make_windows(e, training=False)) for e in examples)
-            logging.info("%s: %d questions, %d windows", filename, len(examples), size)
-            return cls([], size, version_2_with_negative, examples, filename, spec)
+            logging.info("%s: %d questions", filename, len(examples))
+            return cls([], None, version_2_with_negative, examples, filename, maker)
         work_dir = None
         if cache_dir is None:
             work_dir = tempfile.TemporaryDirectory(prefix="mbqa_windows_")
@@ -86,7 +88,7 @@ class DataLoader:
                     "version_2_with_negative": version_2_with_negative}
             with tf.io.gfile.GFile(meta_path, "w") as f:
                 json.dump(meta, f)
-        return cls([path], meta["size"], meta["version_2_with_negative"], [], filename, spec,
+        return cls([path], meta["size"], meta["version_2_with_negative"], [], filename, maker,
                    work_dir)
 
     def window_arrays(self, limit: int) -> dict[str, np.ndarray]:
@@ -94,7 +96,8 @@ class DataLoader:
         from components.trainer import dataset
 
         batch = next(iter(dataset.make_window_dataset(
-            self.files, min(limit, self._size), self.spec.seq_len, training=False)))[0]
+            self.files, min(limit, self.size), self.window_maker.config.seq_len,
+            training=False)))[0]
         return {name: batch[name].numpy() for name in batch}
 
 

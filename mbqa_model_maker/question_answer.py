@@ -92,13 +92,12 @@ class QuestionAnswer:
         steps_per_epoch = steps_per_epoch or len(train_data) // batch_size
         train_steps = (epochs or 2) * steps_per_epoch
         model_dir = spec.model_dir or os.path.join(self._work_dir.name, "model")
-        serving_dir = os.path.join(self._work_dir.name, "serving")
-        run_fn.train_and_export(spec, train_data.files, train_data.files, serving_dir,
-                                model_dir, train_steps=train_steps, eval_steps=0,
-                                batch_size=batch_size)
+        self._serving_dir = run_fn.train_and_export(
+            spec, train_data.files, train_data.files, self._serving_path(), model_dir,
+            train_steps=train_steps, eval_steps=0, batch_size=batch_size,
+        )
         self.model = model_lib.build_qa_model(spec)
         self.model.load_weights(os.path.join(model_dir, "checkpoints", "final")).expect_partial()
-        self._serving_dir = serving_dir
         return self.model
 
     def summary(self) -> None:
@@ -125,7 +124,8 @@ class QuestionAnswer:
     def answer(self, context: str, question: str) -> str:
         """The model's answer to `question` about `context` (the Task Library's order)."""
         example = SquadExample(id="question", title="", context=context, question=question)
-        maker = self._window_maker()
+        maker = windows.WindowMaker(self._vocab(),
+                                    windows.WindowConfig.from_spec(self.model_spec))
         answers = answering.answer_questions(
             inference.SavedModelPredictor(self._serving()), [example], maker,
             batch_size=self.model_spec.predict_batch_size,
@@ -195,7 +195,7 @@ class QuestionAnswer:
         if verbose_logging:
             logging.info("Evaluating %s on %s", predictor, data.squad_file)
         answers = answering.answer_questions(
-            predictor, data.examples, self._window_maker(),
+            predictor, data.examples, data.window_maker,
             batch_size=self.model_spec.predict_batch_size,
             version_2_with_negative=data.version_2_with_negative,
             null_score_diff_threshold=null_score_diff_threshold,
@@ -214,18 +214,18 @@ class QuestionAnswer:
             raise ValueError("No model: call create() (or create_model()) first")
         return self.model
 
+    def _serving_path(self) -> str:
+        return os.path.join(self._work_dir.name, "serving")
+
     def _serving(self) -> str:
+        """The SavedModel of `self.model`, exported once (training exports it too)."""
         if self._serving_dir is None:
-            path = os.path.join(self._work_dir.name, "serving")
-            self._serving_dir = model_lib.export_serving_model(self._require_model(), path,
-                                                               self.model_spec)
+            self._serving_dir = model_lib.export_serving_model(
+                self._require_model(), self._serving_path(), self.model_spec)
         return self._serving_dir
 
     def _vocab(self) -> str:
         return encoders.module_vocab_path(self.model_spec.uri)
-
-    def _window_maker(self) -> windows.WindowMaker:
-        return windows.WindowMaker(self._vocab(), windows.WindowConfig.from_spec(self.model_spec))
 
 
 create = QuestionAnswer.create

@@ -232,7 +232,7 @@ def train_and_export(
     with strategy.scope():
         model = model_lib.build_qa_model(spec)
     if not spec.is_tf2:  # The native encoder equals the module (outside the scope).
-        tf1_hub.check_conversion(encoders.check_module(spec),
+        tf1_hub.check_conversion(encoders.resolve_module_dir(spec.uri),
                                  model.get_layer(tf1_hub.NATIVE_MODEL_NAME),
                                  squad=spec.init_from_squad_model)
     with strategy.scope():
