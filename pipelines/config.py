@@ -20,7 +20,7 @@ from components.qa import spec as spec_lib
 
 TARGETS = ("local", "kubeflow", "vertex")
 LOCAL_ORCHESTRATORS = ("local", "beam")
-QUANTIZATIONS = ("float32", "dynamic", "float16", "int8")
+QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 ENV_PREFIX = "MBQA_"
 # A directory is a Hub module if it holds one of these (TF2 SavedModel / TF1 Hub format).
 _HUB_MODULE_FILES = ("saved_model.pb", "tfhub_module.pb")
@@ -49,9 +49,20 @@ class PipelineConfig:
       eval_steps: evaluation steps of the Trainer.
       warm_start: start training from the last blessed model when it has the same variables
         and shapes (otherwise, and when False, training starts from the encoder).
+      trim_padding: cut each training batch to its longest window (rounded up to 64
+        tokens) instead of feeding seq_len tokens; not on TPUs.
       min_exact_match: the blessing threshold on exact match (0-100).
       min_f1: the blessing threshold on F1 (0-100).
-      max_regression: how many F1 points the candidate may lose against the last blessed model.
+      max_regression: how many points (EM and F1) the shipped file may lose against the last
+        blessed model's before a significant difference blocks the push.
+      regression_confidence: the paired bootstrap's confidence for a regression (0-1).
+      max_quantization_drop: how many F1 points the shipped file may lose against its own
+        SavedModel.
+      require_task_library: push only a shipped file that answers in the TFLite Task
+        Library's BertQuestionAnswerer (seq_len 384, query_len 64).
+      null_score_diff_threshold: SQuAD 2.0: answer '' when the null score beats the best
+        span by more than this (logits); written into the shipped file's metadata.
+      tune_null_threshold: SQuAD 2.0: use instead the best-F1 threshold on the eval split.
       quantizations: TFLite quantizations the evaluator measures and the pusher ships.
       push_destination: where blessed models are pushed (local path or gs://).
       beam_pipeline_args: Beam options (DirectRunner settings, or Dataflow's).
@@ -82,9 +93,15 @@ class PipelineConfig:
     train_steps: int = 1000
     eval_steps: int = 100
     warm_start: bool = True
+    trim_padding: bool = True
     min_exact_match: float = 0.0
     min_f1: float = 0.0
     max_regression: float = 0.0
+    regression_confidence: float = 0.95
+    max_quantization_drop: float = 1.0
+    require_task_library: bool = True
+    null_score_diff_threshold: float = 0.0
+    tune_null_threshold: bool = False
     quantizations: list[str] = dataclasses.field(default_factory=lambda: ["dynamic"])
     push_destination: str = "runs/serving"
     beam_pipeline_args: list[str] = dataclasses.field(
@@ -180,8 +197,12 @@ class PipelineConfig:
         for name in ("min_exact_match", "min_f1"):
             if not 0.0 <= getattr(self, name) <= 100.0:
                 errors.append(f"{name}={getattr(self, name)} must be in [0, 100] (percent)")
-        if self.max_regression < 0:
-            errors.append(f"max_regression={self.max_regression} must be >= 0 (F1 points)")
+        for name in ("max_regression", "max_quantization_drop"):
+            if not 0.0 <= getattr(self, name) <= 100.0:
+                errors.append(f"{name}={getattr(self, name)} must be in [0, 100] (points)")
+        if not 0.0 < self.regression_confidence < 1.0:
+            errors.append(f"regression_confidence={self.regression_confidence} must be in "
+                          "(0, 1), e.g. 0.95")
         unknown = [q for q in self.quantizations if q not in QUANTIZATIONS]
         if unknown or not self.quantizations:
             errors.append(f"quantizations={self.quantizations} must be a non-empty subset of "

@@ -19,7 +19,7 @@ from components.pusher.component import TFLitePusher
 from components.squad_example_gen.component import SquadExampleGen
 from components.squad_transform.component import SquadTransform
 from components.trainer.component import QaTrainer
-from components.trainer.run_fn import WARM_START_KEY
+from components.trainer.run_fn import TRIM_PADDING_KEY, WARM_START_KEY
 from pipelines.config import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -84,6 +84,11 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         min_f1=params[PARAM_MIN_F1],
         max_regression=params[PARAM_MAX_REGRESSION],
         quantizations=config.quantizations,
+        regression_confidence=config.regression_confidence,
+        max_quantization_drop=config.max_quantization_drop,
+        require_task_library=config.require_task_library,
+        null_score_diff_threshold=config.null_score_diff_threshold,
+        tune_null_threshold=config.tune_null_threshold,
     )
     pusher = TFLitePusher(
         model=trainer.outputs["model"],
@@ -110,7 +115,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
 
 def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
     """`run_fn`'s settings besides the spec (which is the Trainer's `spec` property)."""
-    return {WARM_START_KEY: config.warm_start}
+    return {WARM_START_KEY: config.warm_start, TRIM_PADDING_KEY: config.trim_padding}
 
 
 def vertex_training(config: PipelineConfig, target: str) -> dict[str, Any] | None:

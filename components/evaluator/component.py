@@ -14,7 +14,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.orchestration import data_types
 from tfx.types import channel, component_spec, standard_artifacts, standard_component_specs
 
-from components.evaluator import executor
+from components.evaluator import executor, gate
 from components.qa import spec as spec_lib
 from components.qa import tflite
 
@@ -32,6 +32,10 @@ class QaEvaluatorSpec(types.ComponentSpec):
         executor.VERSION_2_KEY: component_spec.ExecutionParameter(type=bool, optional=True),
         executor.NULL_SCORE_DIFF_THRESHOLD_KEY: component_spec.ExecutionParameter(type=float),
         executor.MAX_EVAL_EXAMPLES_KEY: component_spec.ExecutionParameter(type=int),
+        executor.REGRESSION_CONFIDENCE_KEY: component_spec.ExecutionParameter(type=float),
+        executor.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
+        executor.REQUIRE_TASK_LIBRARY_KEY: component_spec.ExecutionParameter(type=bool),
+        executor.TUNE_NULL_THRESHOLD_KEY: component_spec.ExecutionParameter(type=bool),
     }
     INPUTS = {
         standard_component_specs.EXAMPLES_KEY: component_spec.ChannelParameter(
@@ -76,6 +80,10 @@ class QaEvaluator(base_component.BaseComponent):
         version_2_with_negative: bool | None = None,
         null_score_diff_threshold: float = 0.0,
         max_eval_examples: int = 0,
+        regression_confidence: float = 0.95,
+        max_quantization_drop: float = 1.0,
+        require_task_library: bool = True,
+        tune_null_threshold: bool = False,
     ):
         """Builds the component.
 
@@ -85,20 +93,29 @@ class QaEvaluator(base_component.BaseComponent):
           spec: the model spec (or its JSON, or a RuntimeParameter holding the JSON):
             seq_len, query_len, doc_stride, TFLite names.
           baseline_model: the model to beat (e.g. the latest blessed one, resolved with
-            `LatestBlessedModelStrategy`); re-scored on the same questions.
+            `LatestBlessedModelStrategy`); converted as the shipped file and scored on the
+            same questions.
           transformed_examples: SquadTransform's windows; its `train` split calibrates
             'int8' (required for it).
           eval_split: the split of `examples` to score.
           min_exact_match, min_f1: thresholds (percent) every scored candidate must reach
             (numbers or float RuntimeParameters, as `max_regression`).
-          max_regression: how many points the candidate's EM and F1 may be below the
-            baseline's.
+          max_regression: how many points the shipped file's EM and F1 may be below the
+            baseline's shipped file's before a significant difference blocks the blessing.
+          regression_confidence: the paired bootstrap's confidence (0.95: a regression
+            counts when the 95% interval of candidate − baseline lies below 0).
+          max_quantization_drop: how many F1 points the shipped file may lose against its
+            own SavedModel.
+          require_task_library: bless only if the shipped file answers in the TFLite Task
+            Library's `BertQuestionAnswerer` (seq_len 384, query_len 64, uncased).
           quantizations: TFLite formats to export and score, the first being the one to
             ship (`components.qa.tflite.QUANTIZATIONS`).
           version_2_with_negative: SQuAD 2.0 (unanswerable questions) or 1.1; None: 2.0 when
             any eval question is unanswerable.
           null_score_diff_threshold: SQuAD 2.0: predict no answer when the null score beats
-            the best span by more than this.
+            the best span by more than this (null score − best span score, logits).
+          tune_null_threshold: SQuAD 2.0: use instead the SavedModel's best-F1 threshold
+            on the eval split (the official script's `best_f1_thresh`), for every file.
           max_eval_examples: score only the first N questions (0: all).
         """
         quantizations = list(quantizations)
@@ -111,6 +128,8 @@ class QaEvaluator(base_component.BaseComponent):
         if "int8" in quantizations and transformed_examples is None:
             raise ValueError("quantizations has 'int8': pass transformed_examples (its train "
                              "windows calibrate the int8 model)")
+        gate.GateConfig(regression_confidence=float(regression_confidence),
+                        max_quantization_drop=float(max_quantization_drop)).validate()
         if max_eval_examples < 0:
             raise ValueError(f"max_eval_examples={max_eval_examples} must be >= 0 (0: all)")
         if isinstance(spec, spec_lib.BertQaSpec):
@@ -131,6 +150,10 @@ class QaEvaluator(base_component.BaseComponent):
             version_2_with_negative=version_2_with_negative,
             null_score_diff_threshold=float(null_score_diff_threshold),
             max_eval_examples=int(max_eval_examples),
+            regression_confidence=float(regression_confidence),
+            max_quantization_drop=float(max_quantization_drop),
+            require_task_library=bool(require_task_library),
+            tune_null_threshold=bool(tune_null_threshold),
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
         ))

@@ -6,18 +6,25 @@ Steps (each logged):
    (`components.qa.answering`) and score them (`components.qa.metrics`);
 3. convert the SavedModel to TFLite in each requested quantization (`components.qa.tflite`;
    'int8' is calibrated on a sample of the train split's windows), score each file the same
-   way and measure its agreement with the SavedModel on eval windows;
-4. re-score the baseline model (the latest blessed one), if any, on the same questions;
-5. bless: the candidate SavedModel's EM and F1 reach `min_exact_match`/`min_f1` and are at
-   most `max_regression` points below the baseline's, and every TFLite file reaches the
-   thresholds too;
+   way and measure its agreement with the SavedModel on eval windows (SQuAD 2.0: at
+   `null_score_diff_threshold`, or with `tune_null_threshold` at the SavedModel's
+   best-F1 threshold on this split, as the official script's `best_f1_thresh`; the
+   threshold and the window settings go into each file's metadata, `serving_config`);
+   and whether it works in the TFLite Task Library (`components.qa.task_library`);
+4. convert the baseline model (the latest blessed one), if any, as the shipped file (the
+   first quantization) and score it on the same questions;
+5. bless by the checks of `components.evaluator.gate` (thresholds, quantization drop, a
+   significant regression of the shipped file against the baseline's, Task Library);
 6. write the evaluation (`metrics.json`, `predictions.json`, `nbest_predictions.json`,
-   `null_odds.json` for SQuAD 2.0, `tflite/<quantization>/model.tflite`, `report.html`) and
-   the blessing (`BLESSED`/`NOT_BLESSED` file, custom properties as TFX's Evaluator).
+   `null_odds.json` for SQuAD 2.0, `tflite/<quantization>/model.tflite`,
+   `baseline/tflite/<quantization>/model.tflite`, `report.html`) and the blessing
+   (`BLESSED`/`NOT_BLESSED` file with every check's reason, custom properties as TFX's
+   Evaluator).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -33,7 +40,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
-from components.evaluator import report
+from components.evaluator import gate, report
 from components.qa import (
     answering,
     encoders,
@@ -41,6 +48,7 @@ from components.qa import (
     metrics,
     postprocess,
     squad,
+    task_library,
     tflite,
     windows,
 )
@@ -55,6 +63,11 @@ QUANTIZATIONS_KEY = "quantizations"
 VERSION_2_KEY = "version_2_with_negative"
 NULL_SCORE_DIFF_THRESHOLD_KEY = "null_score_diff_threshold"
 MAX_EVAL_EXAMPLES_KEY = "max_eval_examples"
+REGRESSION_CONFIDENCE_KEY = "regression_confidence"
+MAX_QUANTIZATION_DROP_KEY = "max_quantization_drop"
+REQUIRE_TASK_LIBRARY_KEY = "require_task_library"
+TUNE_NULL_THRESHOLD_KEY = "tune_null_threshold"
+NULL_THRESHOLD_RESULT = "null_score_diff_threshold"
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.json"
@@ -62,6 +75,7 @@ REPORT_FILE = "report.html"
 TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"
 SAVED_MODEL_NAME = "saved_model"
+BASELINE_DIR = "baseline"
 # Training windows drawn (uniformly, seeded) to calibrate 'int8'.
 REPRESENTATIVE_WINDOWS = 100
 # Eval windows on which each TFLite file is compared with the SavedModel.
@@ -153,17 +167,6 @@ def _headline(official: Mapping[str, Any]) -> dict[str, Any]:
     return {"exact_match": float(em), "f1": float(official["f1"]), "official": dict(official)}
 
 
-def _per_question_f1(
-    examples: Sequence[squad.SquadExample], predictions: Mapping[str, str]
-) -> dict[str, float]:
-    """Each question's F1 (0..1), the max over its gold answers ('' when unanswerable)."""
-    return {
-        e.id: max(metrics.f1_v2(predictions.get(e.id, ""), gold)
-                  for gold in (e.answer_texts or ("",)))
-        for e in examples
-    }
-
-
 class _Scorer:
     """Answers and scores one set of questions with any number of predictors."""
 
@@ -187,6 +190,7 @@ class _Scorer:
         return self._makers[seq_len]
 
     def score(self, predictor: inference.Predictor, name: str):
+        """(official metrics at `null_threshold`, answers at it) of one model."""
         logging.info("Scoring %s (%s) on %d questions", name, predictor.path,
                      len(self.examples))
         answers = answering.answer_questions(
@@ -195,13 +199,27 @@ class _Scorer:
             version_2_with_negative=self.version_2,
             null_score_diff_threshold=self.null_threshold,
         )
-        official = metrics.evaluate_examples(
-            self.examples, answers.predictions,
-            na_probs=answers.null_odds if self.version_2 else None, version_2=self.version_2,
-        )
-        result = _headline(official)
+        result, answers = self.metrics(answers)
         logging.info("%s: EM %.2f, F1 %.2f", name, result["exact_match"], result["f1"])
         return result, answers
+
+    def metrics(self, answers: postprocess.Answers):
+        """(official metrics, answers) at `null_threshold`, as predictions.json says."""
+        if not self.version_2:
+            return _headline(metrics.evaluate_examples(self.examples, answers.predictions)), answers
+        answers = answers.at_threshold(self.null_threshold)
+        official = metrics.evaluate_v2_at_threshold(self.examples, answers, self.null_threshold)
+        return {**_headline(official), NULL_THRESHOLD_RESULT: self.null_threshold}, answers
+
+    def tune_null_threshold(self, answers: postprocess.Answers, result: dict):
+        """Adopts the official best-F1 threshold of these answers; their metrics at it."""
+        self.null_threshold = float(result["official"]["best_f1_thresh"])
+        logging.info("SQuAD 2.0: the best-F1 null threshold on this split is %.4f (F1 %.2f)",
+                     self.null_threshold, result["official"]["best_f1"])
+        return self.metrics(answers)
+
+    def question_scores(self, answers: postprocess.Answers) -> gate.QuestionScores:
+        return gate.question_scores(self.examples, answers.predictions, self.version_2)
 
     def agreement_windows(self) -> dict[str, np.ndarray]:
         """Up to `AGREEMENT_WINDOWS` eval windows, in question order."""
@@ -216,38 +234,26 @@ class _Scorer:
                 for name in tflite.WINDOW_INPUTS}
 
 
-def decide_blessing(
-    candidate: Mapping[str, float],
-    tflite_results: Mapping[str, Mapping[str, float]],
-    baseline: Mapping[str, float] | None,
-    min_exact_match: float,
-    min_f1: float,
-    max_regression: float,
-) -> tuple[bool, list[str]]:
-    """(blessed, reasons): the rules of the module docstring, each check explained."""
-    reasons = []
-    ok = True
-    checks = [("SavedModel", candidate)] + list(tflite_results.items())
-    for name, result in checks:
-        for key, label, minimum in (("exact_match", "EM", min_exact_match),
-                                    ("f1", "F1", min_f1)):
-            passed = result[key] >= minimum
-            ok &= passed
-            reasons.append(f"{name} {label} {result[key]:.2f} "
-                           f"{'>=' if passed else '<'} min {minimum:.2f}")
-    if baseline is None:
-        reasons.append("no baseline model: no regression check")
-    else:
-        for key, label in (("exact_match", "EM"), ("f1", "F1")):
-            drop = baseline[key] - candidate[key]
-            passed = drop <= max_regression
-            ok &= passed
-            reasons.append(
-                f"SavedModel {label} {candidate[key]:.2f} vs baseline {baseline[key]:.2f}: "
-                f"{'within' if passed else 'more than'} max_regression {max_regression:.2f} "
-                "points below"
-            )
-    return bool(ok), reasons
+def serving_config(spec: spec_lib.BertQaSpec, version_2: bool,
+                   null_threshold: float) -> dict[str, Any]:
+    """What `mbqa predict`/`answer` need to answer as the evaluation did (TFLite metadata)."""
+    return {"seq_len": spec.seq_len, "query_len": spec.query_len,
+            "doc_stride": spec.doc_stride, "do_lower_case": spec.do_lower_case,
+            "version_2_with_negative": version_2, NULL_THRESHOLD_RESULT: null_threshold}
+
+
+def gate_config_from(exec_properties: Mapping[str, Any]) -> gate.GateConfig:
+    """The gate's settings from the execution properties (unset: the defaults)."""
+    defaults = gate.GateConfig()
+    values = {}
+    for field in dataclasses.fields(gate.GateConfig):
+        value = exec_properties.get(field.name)
+        values[field.name] = getattr(defaults, field.name) if value is None else value
+    config = gate.GateConfig(
+        **{k: bool(v) if k == REQUIRE_TASK_LIBRARY_KEY else float(v)
+           for k, v in values.items()})
+    config.validate()
+    return config
 
 
 def _write_json(path: str, value: Any) -> None:
@@ -261,7 +267,7 @@ def serving_dir(model: types.Artifact) -> str:
 
 
 class Executor(base_executor.BaseExecutor):
-    """Scores the candidate (SavedModel + TFLite) and the baseline; writes and blesses."""
+    """Scores the candidate (SavedModel + TFLite) and the baseline's shipped file; blesses."""
 
     def Do(
         self,
@@ -273,6 +279,7 @@ class Executor(base_executor.BaseExecutor):
         spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
         split = exec_properties.get(EVAL_SPLIT_KEY) or "eval"
         quantizations = json.loads(exec_properties.get(QUANTIZATIONS_KEY) or '["dynamic"]')
+        gate_config = gate_config_from(exec_properties)
         model = artifact_utils.get_single_instance(
             input_dict[standard_component_specs.MODEL_KEY])
         baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
@@ -301,8 +308,13 @@ class Executor(base_executor.BaseExecutor):
         scorer = _Scorer(examples, spec, vocab_path, bool(version_2),
                          float(exec_properties.get(NULL_SCORE_DIFF_THRESHOLD_KEY) or 0.0))
         models: dict[str, dict[str, Any]] = {}
+        scores: dict[str, gate.QuestionScores] = {}
         models[SAVED_MODEL_NAME], answers = scorer.score(candidate, "SavedModel")
-        f1_by_model = {SAVED_MODEL_NAME: _per_question_f1(examples, answers.predictions)}
+        if version_2 and exec_properties.get(TUNE_NULL_THRESHOLD_KEY):
+            models[SAVED_MODEL_NAME], answers = scorer.tune_null_threshold(
+                answers, models[SAVED_MODEL_NAME])
+        serving = serving_config(spec, bool(version_2), scorer.null_threshold)
+        scores[SAVED_MODEL_NAME] = scorer.question_scores(answers)
         postprocess.write_answers(answers, os.path.join(evaluation.uri, PREDICTIONS_FILE),
                                   bool(version_2))
 
@@ -311,10 +323,11 @@ class Executor(base_executor.BaseExecutor):
             representative = sample_windows(
                 artifact_utils.get_single_instance(transformed), "train", spec.seq_len)
         agreement_windows = scorer.agreement_windows()
+        sample = examples[0]
         for quantization in quantizations:
             path = os.path.join(evaluation.uri, tflite_relative_path(quantization))
             tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
-                                 representative)
+                                 representative, serving)
             name = tflite_name(quantization)
             result, lite_answers = scorer.score(inference.load_predictor(path), name)
             result["path"] = tflite_relative_path(quantization)
@@ -322,45 +335,71 @@ class Executor(base_executor.BaseExecutor):
             result["agreement"] = tflite.compare_with_saved_model(
                 saved_model_dir, path, agreement_windows)
             logging.info("%s vs SavedModel: %s", name, result["agreement"])
+            result["task_library"] = task_library.compatibility(
+                path, spec.query_len, spec.do_lower_case, sample.context, sample.question)
+            logging.info("%s in the Task Library: %s", name, result["task_library"])
             models[name] = result
-            f1_by_model[name] = _per_question_f1(examples, lite_answers.predictions)
+            scores[name] = scorer.question_scores(lite_answers)
 
+        shipped = tflite_name(quantizations[0])
+        checks = gate.threshold_checks(models, bool(baseline), gate_config)
+        checks.append(gate.quantization_check(shipped, models[shipped]["f1"],
+                                              models[SAVED_MODEL_NAME]["f1"], gate_config))
+        checks.append(gate.task_library_check(shipped, models[shipped]["task_library"],
+                                              gate_config))
         baseline_result = None
         if baseline:
             baseline_model = artifact_utils.get_single_instance(baseline)
-            baseline_result, baseline_answers = scorer.score(
-                inference.load_predictor(serving_dir(baseline_model)), "baseline")
-            baseline_result["model_uri"] = baseline_model.uri
-            f1_by_model["baseline"] = _per_question_f1(examples, baseline_answers.predictions)
-
-        thresholds = {
-            MIN_EXACT_MATCH_KEY: float(exec_properties.get(MIN_EXACT_MATCH_KEY) or 0.0),
-            MIN_F1_KEY: float(exec_properties.get(MIN_F1_KEY) or 0.0),
-            MAX_REGRESSION_KEY: float(exec_properties.get(MAX_REGRESSION_KEY) or 0.0),
-        }
-        blessed, reasons = decide_blessing(
-            models[SAVED_MODEL_NAME],
-            {n: m for n, m in models.items() if n != SAVED_MODEL_NAME},
-            baseline_result, thresholds[MIN_EXACT_MATCH_KEY], thresholds[MIN_F1_KEY],
-            thresholds[MAX_REGRESSION_KEY],
-        )
+            baseline_result, scores["baseline"] = self._score_baseline(
+                baseline_model, quantizations[0], scorer, evaluation.uri, representative)
+            regression, differences = gate.regression_checks(
+                scores[shipped], scores["baseline"], gate_config)
+            checks.extend(regression)
+            baseline_result["difference"] = {
+                key: dataclasses.asdict(d) for key, d in differences.items()}
+        blessed, reasons = gate.bless(checks)
         summary = {
             "eval_split": split,
             "num_questions": len(examples),
             "version_2_with_negative": bool(version_2),
             "quantizations": quantizations,
+            "shipped": shipped,
+            "serving_config": serving,
             "exact_match": models[SAVED_MODEL_NAME]["exact_match"],
             "f1": models[SAVED_MODEL_NAME]["f1"],
             "models": models,
             "baseline": baseline_result,
-            "blessing": {"blessed": blessed, "reasons": reasons, **thresholds},
+            "blessing": {"blessed": blessed, "reasons": reasons,
+                         "checks": [dataclasses.asdict(c) for c in checks],
+                         **dataclasses.asdict(gate_config)},
         }
         _write_json(os.path.join(evaluation.uri, METRICS_FILE), summary)
+        f1_by_model = {name: {e.id: f1 / 100.0 for e, f1 in zip(examples, s.f1, strict=True)}
+                       for name, s in scores.items()}
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, REPORT_FILE), "w") as f:
             f.write(report.render_report(summary, examples, f1_by_model))
         self._bless(blessing, model, baseline, blessed, reasons)
         logging.info("%s: %s; wrote %s", "BLESSED" if blessed else "NOT BLESSED",
                      "; ".join(reasons), evaluation.uri)
+
+    @staticmethod
+    def _score_baseline(
+        baseline_model: types.Artifact, quantization: str, scorer: _Scorer, out_dir: str,
+        representative: Mapping[str, np.ndarray] | None,
+    ) -> tuple[dict[str, Any], gate.QuestionScores]:
+        """The baseline's shipped file (its SavedModel converted as the candidate's) scored."""
+        saved_model_dir = serving_dir(baseline_model)
+        predictor = inference.load_predictor(saved_model_dir)
+        spec = scorer.spec.replace(seq_len=predictor.seq_len or scorer.spec.seq_len)
+        path = os.path.join(out_dir, BASELINE_DIR, tflite_relative_path(quantization))
+        tflite.export_tflite(saved_model_dir, path, spec,
+                             predictor.vocab_path or scorer.vocab_path, quantization,
+                             representative)
+        result, answers = scorer.score(inference.load_predictor(path),
+                                       f"baseline {tflite_name(quantization)}")
+        result.update(model_uri=baseline_model.uri, name=tflite_name(quantization),
+                      path=f"{BASELINE_DIR}/{tflite_relative_path(quantization)}")
+        return result, scorer.question_scores(answers)
 
     @staticmethod
     def _bless(blessing: types.Artifact, model: types.Artifact,

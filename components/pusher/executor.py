@@ -6,17 +6,25 @@
   vocab.txt                the WordPiece vocab (also packed in the .tflite metadata)
   saved_model/             the Trainer's SavedModel
   metrics.json, report.html   the QaEvaluator's evaluation
-  manifest.json            version, content hash, the files and their sha256, the model's URI
+  manifest.json            version, content hash, the files and their sha256, the model's URI,
+                           the serving settings (`serving_config`) and the blessing's reasons
+  _CLAIMED                 who claimed the version number, and when
+  _COMPLETE                written last (the content sha256): the version may be served
 
-Versions are 1, 2, 3, ...: one more than the highest existing numeric directory. A version is
-never overwritten: the files are written into a temporary directory beside it, which is
-renamed into place only when complete (removed on any error); if another pusher took the
-number meanwhile, the next one is used. Pushing is idempotent: when an existing version's
-manifest has the same content hash (of the model files: TFLite files, vocab, SavedModel),
-that version is reported and nothing is written.
+The protocol works on a local disk and on gs:// alike (no renames: on gs:// a directory
+rename copies object by object):
+1. The next number is one more than the highest numeric directory, complete or not.
+2. The number is claimed by an exclusive create of `<version>/_CLAIMED` (`open(..., "x")`
+   locally, a create with `if_generation_match=0` on gs://); if another pusher holds it,
+   the next number is tried. Two pushers never share a version.
+3. The files and `manifest.json` are written into the claimed directory, `_COMPLETE` last.
+4. Readers (`complete_versions`, `latest_complete_version`, the idempotency check) only see
+   versions with `_COMPLETE`. A push that fails leaves its version claimed and incomplete
+   (its files removed as far as possible): never served, its number never reused.
 
-On gs://, a directory rename copies object by object (it is not atomic as on a local
-disk): read a version once its `manifest.json` exists and lists files that all exist.
+A version is never overwritten. Pushing is idempotent: when a complete version's manifest has
+the same content hash (of the model files: TFLite files, vocab, SavedModel), that version is
+reported and nothing is written.
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
-import uuid
 from typing import Any
 
 import tensorflow as tf
@@ -46,9 +54,13 @@ MANIFEST_FILE = "manifest.json"
 TFLITE_FILE = "model.tflite"
 SAVED_MODEL_DIR = "saved_model"
 VOCAB_FILE = "vocab.txt"
-_TEMP_PREFIX = ".tmp-"
-# Attempts at taking a version number other pushers may be taking at the same time.
-_MAX_ATTEMPTS = 5
+# Created exclusively: whoever creates it owns the version number.
+CLAIM_FILE = "_CLAIMED"
+# Written last: a version without it is incomplete and must not be served.
+COMPLETE_MARKER = "_COMPLETE"
+_GCS_SCHEME = "gs://"
+# Version numbers tried before giving up (each failure means another pusher claimed one).
+_MAX_CLAIM_ATTEMPTS = 100
 
 
 def _sha256(path: str) -> str:
@@ -97,6 +109,14 @@ def files_to_push(model: types.Artifact, evaluation: types.Artifact) -> tuple[
     return model_files, evaluation_files
 
 
+def manifest_settings(evaluation: types.Artifact) -> dict[str, Any]:
+    """The evaluation's serving settings (threshold, windows, SQuAD version) and blessing."""
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, evaluator.METRICS_FILE)) as f:
+        summary = json.load(f)
+    return {"serving_config": summary["serving_config"],
+            "blessing_reasons": summary["blessing"]["reasons"]}
+
+
 def content_hash(file_hashes: dict[str, str]) -> str:
     """One sha256 over the files' relative paths and sha256s."""
     digest = hashlib.sha256()
@@ -105,22 +125,75 @@ def content_hash(file_hashes: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
-def existing_versions(destination: str) -> dict[int, dict | None]:
-    """{version: its manifest (None if it has none)} of the numeric dirs in `destination`."""
+def version_numbers(destination: str) -> set[int]:
+    """The numeric directories in `destination`: claimed (complete or not) or in use."""
     if not tf.io.gfile.isdir(destination):
-        return {}
+        return set()
+    names = (entry.rstrip("/") for entry in tf.io.gfile.listdir(destination))
+    return {int(name) for name in names if name.isdigit()}
+
+
+def complete_versions(destination: str) -> dict[int, dict]:
+    """{version: its manifest} of the versions in `destination` that are complete."""
     versions = {}
-    for entry in tf.io.gfile.listdir(destination):
-        name = entry.rstrip("/")
-        if not name.isdigit():
-            continue
-        manifest_path = os.path.join(destination, name, MANIFEST_FILE)
-        manifest = None
-        if tf.io.gfile.exists(manifest_path):
-            with tf.io.gfile.GFile(manifest_path) as f:
-                manifest = json.load(f)
-        versions[int(name)] = manifest
+    for version in sorted(version_numbers(destination)):
+        version_dir = os.path.join(destination, str(version))
+        if tf.io.gfile.exists(os.path.join(version_dir, COMPLETE_MARKER)):
+            with tf.io.gfile.GFile(os.path.join(version_dir, MANIFEST_FILE)) as f:
+                versions[version] = json.load(f)
     return versions
+
+
+def latest_complete_version(destination: str) -> int | None:
+    """The newest servable version in `destination` (None if there is none)."""
+    return max(complete_versions(destination), default=None)
+
+
+def claim_version(destination: str, version: int, note: str = "") -> bool:
+    """Exclusively creates `<destination>/<version>/_CLAIMED`; False if it already exists."""
+    path = os.path.join(destination, str(version), CLAIM_FILE)
+    if destination.startswith(_GCS_SCHEME):
+        return _claim_gcs_object(path, note)
+    if "://" in destination:
+        raise ValueError(f"Cannot claim a version under {destination!r}: no exclusive create "
+                         f"there (push to a local path or {_GCS_SCHEME})")
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    try:
+        with open(path, "x") as f:  # O_CREAT | O_EXCL: atomic on POSIX
+            f.write(note)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _claim_gcs_object(path: str, note: str) -> bool:
+    """Creates the gs:// object `path` only if it does not exist (generation 0)."""
+    from google.api_core import exceptions
+    from google.cloud import storage
+
+    bucket, _, name = path[len(_GCS_SCHEME):].partition("/")
+    blob = storage.Client().bucket(bucket).blob(name)
+    try:
+        blob.upload_from_string(note, if_generation_match=0)
+    except exceptions.PreconditionFailed:
+        return False
+    return True
+
+
+def claim_next_version(destination: str, note: str) -> int:
+    """Claims the lowest free version number above every existing one; returns it."""
+    version = max(version_numbers(destination), default=0) + 1
+    for _ in range(_MAX_CLAIM_ATTEMPTS):
+        if claim_version(destination, version, note):
+            return version
+        logging.info("Version %d under %s is claimed by another pusher", version, destination)
+        version = max(version + 1, max(version_numbers(destination), default=0) + 1)
+    raise RuntimeError(f"Could not claim a new version under {destination!r} "
+                       f"in {_MAX_CLAIM_ATTEMPTS} attempts")
+
+
+def _timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def push(
@@ -132,54 +205,55 @@ def push(
     """Pushes the files to a new version (or finds them pushed); returns (version, is_new)."""
     file_hashes = {name: _sha256(path) for name, path in model_files.items()}
     digest = content_hash(file_hashes)
-    for attempt in range(_MAX_ATTEMPTS):
-        versions = existing_versions(destination)
-        for version, manifest in sorted(versions.items()):
-            if manifest and manifest.get("content_sha256") == digest:
-                logging.info("Already pushed as version %d (content sha256 %s)", version, digest)
-                return version, False
-        version = max(versions, default=0) + 1
-        final = os.path.join(destination, str(version))
-        temp = os.path.join(destination, f"{_TEMP_PREFIX}{version}-{uuid.uuid4().hex}")
-        try:
-            tf.io.gfile.makedirs(temp)
-            for name, source in {**model_files, **evaluation_files}.items():
-                target = os.path.join(temp, name)
-                tf.io.gfile.makedirs(os.path.dirname(target))
-                tf.io.gfile.copy(source, target)
-            manifest = {
-                "version": version,
-                "content_sha256": digest,
-                "files": file_hashes,
-                "evaluation_files": sorted(evaluation_files),
-                "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                **manifest_extra,
-            }
-            with tf.io.gfile.GFile(os.path.join(temp, MANIFEST_FILE), "w") as f:
-                json.dump(manifest, f, indent=2, sort_keys=True)
-            if tf.io.gfile.exists(final):  # Taken meanwhile: try the next number.
-                raise FileExistsError(final)
-            tf.io.gfile.rename(temp, final, overwrite=False)
-        except (FileExistsError, tf.errors.AlreadyExistsError) as e:
-            _remove(temp)
-            logging.warning("Version %d was taken meanwhile (%s); attempt %d", version, e,
-                            attempt + 1)
-            continue
-        except BaseException:
-            _remove(temp)
-            raise
-        logging.info("Pushed version %d to %s", version, final)
-        return version, True
-    raise RuntimeError(f"Could not take a new version under {destination!r} "
-                       f"in {_MAX_ATTEMPTS} attempts")
-
-
-def _remove(path: str) -> None:
+    for version, manifest in sorted(complete_versions(destination).items()):
+        if manifest.get("content_sha256") == digest:
+            logging.info("Already pushed as version %d (content sha256 %s)", version, digest)
+            return version, False
+    version = claim_next_version(
+        destination,
+        f"{socket.gethostname()} pid {os.getpid()} at {_timestamp()}: content sha256 {digest}\n")
+    version_dir = os.path.join(destination, str(version))
     try:
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
+        for name, source in {**model_files, **evaluation_files}.items():
+            target = os.path.join(version_dir, name)
+            tf.io.gfile.makedirs(os.path.dirname(target))
+            tf.io.gfile.copy(source, target)
+        manifest = {
+            "version": version,
+            "content_sha256": digest,
+            "files": file_hashes,
+            "evaluation_files": sorted(evaluation_files),
+            "pushed_at": _timestamp(),
+            **manifest_extra,
+        }
+        with tf.io.gfile.GFile(os.path.join(version_dir, MANIFEST_FILE), "w") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+        with tf.io.gfile.GFile(os.path.join(version_dir, COMPLETE_MARKER), "w") as f:
+            f.write(f"{digest}\n")
+    except BaseException:
+        logging.error("Push to version %d failed: %s stays claimed and incomplete (no %s), "
+                      "is never served and its number is not reused", version, version_dir,
+                      COMPLETE_MARKER)
+        _discard_partial(version_dir)
+        raise
+    logging.info("Pushed version %d to %s", version, version_dir)
+    return version, True
+
+
+def _discard_partial(version_dir: str) -> None:
+    """Removes what a failed push wrote into its version, all but the claim."""
+    try:
+        for entry in tf.io.gfile.listdir(version_dir):
+            name = entry.rstrip("/")
+            if name == CLAIM_FILE:
+                continue
+            path = os.path.join(version_dir, name)
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
     except tf.errors.OpError as e:
-        logging.error("Could not remove the temporary directory %s: %s", path, e)
+        logging.error("Could not remove the partial files of %s: %s", version_dir, e)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -212,7 +286,8 @@ class Executor(base_executor.BaseExecutor):
         destination = exec_properties[PUSH_DESTINATION_KEY]
         model_files, evaluation_files = files_to_push(model, evaluation)
         version, is_new = push(destination, model_files, evaluation_files,
-                               {"model_uri": model.uri, "evaluation_uri": evaluation.uri})
+                               {"model_uri": model.uri, "evaluation_uri": evaluation.uri,
+                                **manifest_settings(evaluation)})
         version_dir = os.path.join(destination, str(version))
         tf.io.gfile.makedirs(pushed.uri)
         tf.io.gfile.copy(os.path.join(version_dir, MANIFEST_FILE),

@@ -10,7 +10,9 @@ segment_ids)` takes int32 `[batch, seq_len]` arrays and returns float32
 - A `.tflite` file is run with `tf.lite.Interpreter` one window at a time (batch 1, as
   exported); its tensors are found by their metadata names (`ids`, `mask`, `segment_ids`,
   `start_logits`, `end_logits`) or, without metadata, by its `serving_default` signature;
-  the vocab packed in its metadata is extracted to a temporary file.
+  the vocab packed in its metadata is extracted to a temporary file, and the settings it
+  was evaluated with (`query_len`, `doc_stride`, SQuAD 2.0 threshold...) are read from
+  the metadata description's `SERVING_CONFIG_PREFIX` line into `serving_config`.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ TFLITE_INPUT_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask",
                                "segment_ids": "segment_ids"}
 TFLITE_OUTPUT_METADATA_NAMES = ("start_logits", "end_logits")
 VOCAB_FILE_NAME = "vocab.txt"
+# The metadata description's line that holds the settings the file was evaluated with.
+SERVING_CONFIG_PREFIX = "mbqa serving config: "
 
 
 class Predictor(abc.ABC):
     """Runs a QA model on windows: int32 `[B, L]` ids, mask, segment ids → two logits."""
 
-    def __init__(self, path: str, seq_len: int | None, vocab_path: str | None):
+    def __init__(self, path: str, seq_len: int | None, vocab_path: str | None,
+                 serving_config: dict | None = None):
         self.path = path
         self.seq_len = seq_len
+        self.serving_config = serving_config or {}
         self.vocab_path = vocab_path
 
     def predict(
@@ -146,10 +152,11 @@ class TFLitePredictor(Predictor):
         self._input_indices = [by_in[n] for n in wanted_in]
         self._output_indices = [by_out[n] for n in wanted_out]
         shape = next(d["shape"] for d in inputs if d["index"] == self._input_indices[0])
-        vocab_path = None
+        vocab_path, serving_config = None, None
         if metadata is not None:
             vocab_path = _extract_packed_file(model_buffer, VOCAB_FILE_NAME)
-        super().__init__(path, int(shape[1]), vocab_path)
+            serving_config = serving_config_of(metadata)
+        super().__init__(path, int(shape[1]), vocab_path, serving_config)
 
     def _predict(self, input_ids, input_mask, segment_ids):
         batch = input_ids.shape[0]
@@ -174,6 +181,14 @@ def read_tflite_metadata(model_buffer: bytes) -> dict | None:
     except ValueError:  # "The model does not have metadata."
         return None
     return json.loads(displayer.get_metadata_json())
+
+
+def serving_config_of(metadata: dict) -> dict | None:
+    """The settings in the description's `SERVING_CONFIG_PREFIX` line, or None."""
+    for line in metadata.get("description", "").splitlines():
+        if line.startswith(SERVING_CONFIG_PREFIX):
+            return json.loads(line[len(SERVING_CONFIG_PREFIX):])
+    return None
 
 
 def _extract_packed_file(model_buffer: bytes, name: str) -> str | None:

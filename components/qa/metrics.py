@@ -14,9 +14,12 @@ import logging
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.qa.squad import SquadExample
+
+if TYPE_CHECKING:
+    from components.qa.postprocess import Answers
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -261,3 +264,28 @@ def evaluate_examples(
                 "(use version_2=True for unanswerable questions)"
             )
     return evaluate_v1(dataset, predictions)
+
+
+_BEST_KEYS = ("best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh")
+
+
+def evaluate_v2_at_threshold(
+    examples: Sequence[SquadExample], answers: Answers, threshold: float
+) -> dict:
+    """The official SQuAD 2.0 keys for `answers` (`postprocess.Answers`) at a null threshold.
+
+    `exact`, `f1`, `total` and the `HasAns_*`/`NoAns_*` keys score
+    `answers.at_threshold(threshold).predictions`, the predictions file written at that
+    `null_score_diff_threshold`. `best_exact`, `best_f1` and their `*_thresh` are the
+    official search over `na_probs = answers.null_odds` on the best non-null predictions:
+    scoring again at `threshold=best_f1_thresh` gives `f1 == best_f1`, unless null odds tie
+    there, no threshold beats predicting "" everywhere (`best_f1_thresh` is then 0.0) or a
+    non-null text normalizes to nothing (the search counts it wrong, the scoring may not).
+    """
+    if not examples:
+        raise ValueError("No examples to evaluate")
+    dataset = examples_to_dataset(examples)
+    result = evaluate_v2(dataset, answers.at_threshold(threshold).predictions)
+    search = evaluate_v2(dataset, answers.non_null_predictions, answers.null_odds)
+    result.update((key, search[key]) for key in _BEST_KEYS)
+    return result

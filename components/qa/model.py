@@ -23,12 +23,15 @@ START_LOGITS, END_LOGITS = spec_lib.SERVING_OUTPUTS
 def build_qa_model(spec: spec_lib.BertQaSpec) -> tf.keras.Model:
     """The encoder of `spec.uri` with a span head: int32 `[B, L]` inputs → `[B, L]` logits.
 
+    `L` is any length up to the encoder's position embeddings; the SavedModel
+    (`export_serving_model`) fixes it at `spec.seq_len`.
+
     The model takes a dict keyed `spec.SERVING_INPUTS` and returns a dict keyed
     `spec.SERVING_OUTPUTS`. With `spec.init_from_squad_model` the module's own SQuAD
     logits are the outputs (no new head).
     """
-    inputs = {
-        name: tf.keras.Input(shape=(spec.seq_len,), dtype=tf.int32, name=name)
+    inputs = {  # Any length: training may trim padded batches (see trainer/dataset.py).
+        name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)
         for name in spec_lib.SERVING_INPUTS
     }
     encoder = encoders.load_encoder(spec)

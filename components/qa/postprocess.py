@@ -9,6 +9,8 @@ recovered by `get_final_text`. For SQuAD 2.0 the null score is the minimum over 
 windows of `start_logits[0] + end_logits[0]`; a question is answered "" when the null
 score minus the best span's score exceeds `null_score_diff_threshold`. As in the classic
 code, a question without any valid span is answered "empty" (SQuAD 1.1) or "" (2.0).
+The n-best and null odds do not depend on the threshold: `Answers.at_threshold` gives
+the predictions of any other threshold without postprocessing again.
 """
 
 from __future__ import annotations
@@ -39,12 +41,44 @@ class Answers:
       predictions: the answer text ("" = no answer, SQuAD 2.0 only).
       nbest: the n best candidates, best first: dicts with `text`, `probability`
         (softmax over the candidates' scores), `start_logit`, `end_logit`.
-      null_odds: SQuAD 2.0 only: null score minus the best non-null span's score.
+      null_odds: SQuAD 2.0 only: null score minus the best non-null span's score (the null
+        score alone when no span is valid).
     """
 
     predictions: dict[str, str] = dataclasses.field(default_factory=dict)
     nbest: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
     null_odds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def non_null_predictions(self) -> dict[str, str]:
+        """SQuAD 2.0: each question's best non-null answer text, its first non-empty n-best
+        text, as squad_lib picks it ("" when the n-best holds none): the predictions with
+        an infinite `null_score_diff_threshold`."""
+        return {
+            qid: next((entry["text"] for entry in entries if entry["text"]), "")
+            for qid, entries in self.nbest.items()
+        }
+
+    def at_threshold(self, threshold: float) -> Answers:
+        """SQuAD 2.0: the answers `predict_answers` gives with `null_score_diff_threshold=
+        threshold`: "" where `null_odds > threshold`, else the best non-null text."""
+        missing = [
+            qid for qid in self.predictions if qid not in self.null_odds or qid not in self.nbest
+        ]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} questions have no null odds or n-best (SQuAD 2.0 answers are "
+                f"needed), e.g. {missing[:5]}"
+            )
+        non_null = self.non_null_predictions
+        return Answers(
+            predictions={
+                qid: "" if self.null_odds[qid] > threshold else non_null[qid]
+                for qid in self.predictions
+            },
+            nbest=dict(self.nbest),
+            null_odds=dict(self.null_odds),
+        )
 
 
 def predict_answers(

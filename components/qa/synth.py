@@ -92,11 +92,13 @@ def make_synthetic_squad(
     unanswerable_fraction: float = 0.0,
     questions_per_passage: int = 4,
     vocab_path: str = BERT_VOCAB_PATH,
+    facts_per_passage: tuple[int, int] = (MIN_FACTS, MAX_FACTS),
 ) -> dict[str, str]:
     """Writes `train/train.json` and `eval/eval.json` (held-out passages) under `out_dir`.
 
     `n` is the number of questions in all, `eval_fraction` the share of passages held out,
-    `unanswerable_fraction` the share of unanswerable questions (SQuAD v2.0 if > 0).
+    `unanswerable_fraction` the share of unanswerable questions (SQuAD v2.0 if > 0),
+    `facts_per_passage` the (least, most) facts of a passage (about 7 tokens each).
     The same arguments give the same files. Returns {'train': path, 'eval': path}.
     """
     if n < 2:
@@ -107,6 +109,9 @@ def make_synthetic_squad(
         raise ValueError(f"unanswerable_fraction={unanswerable_fraction} must be in [0, 1)")
     if questions_per_passage < 1:
         raise ValueError(f"questions_per_passage={questions_per_passage} must be >= 1")
+    if not 1 <= facts_per_passage[0] <= facts_per_passage[1] <= len(ATTRIBUTES):
+        raise ValueError(f"facts_per_passage={facts_per_passage} must be (least, most) with "
+                         f"1 <= least <= most <= {len(ATTRIBUTES)}")
     paths = {split: os.path.join(out_dir, split, f"{split}.json") for split in ("train", "eval")}
     for path in paths.values():
         if os.path.exists(path):
@@ -124,7 +129,8 @@ def make_synthetic_squad(
     question_counts = _split_question_counts(n, split_sizes, questions_per_passage)
     for split, path in paths.items():
         paragraphs = [
-            _paragraph(rng, split_entities[split], f"{split}-{i:05d}", count, unanswerable_fraction)
+            _paragraph(rng, split_entities[split], f"{split}-{i:05d}", count,
+                       unanswerable_fraction, facts_per_passage)
             for i, count in enumerate(question_counts[split])
         ]
         data = [{"title": f"Synthetic facts {split}", "paragraphs": paragraphs}]
@@ -154,9 +160,9 @@ def _split_question_counts(
 
 def _paragraph(
     rng: random.Random, entity_pool: list[str], pid: str, num_questions: int,
-    unanswerable_fraction: float,
+    unanswerable_fraction: float, facts_per_passage: tuple[int, int],
 ) -> dict:
-    attributes = rng.sample(sorted(ATTRIBUTES), rng.randint(MIN_FACTS, MAX_FACTS))
+    attributes = rng.sample(sorted(ATTRIBUTES), rng.randint(*facts_per_passage))
     entities = rng.sample(entity_pool, rng.randint(*ENTITIES_PER_PASSAGE))
     facts = []  # (attribute, entity, value, answer_start)
     sentences = []

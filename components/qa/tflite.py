@@ -15,19 +15,26 @@ lengths when it checks the input shape). Files of any `seq_len` work with
 from __future__ import annotations
 
 import io
+import json
 import os
+import statistics
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from components.qa import spec as spec_lib
-from components.qa.inference import load_predictor
+from components.qa.inference import SERVING_CONFIG_PREFIX, load_predictor
 
-QUANTIZATIONS = ("dynamic", "float32", "float16", "int8")
+QUANTIZATIONS = ("dynamic", "float32", "float16", "int8", "int16x8")
+# The quantizations calibrated on a representative dataset of training windows: they need
+# `export_tflite(..., representative_windows=...)`.
+CALIBRATED_QUANTIZATIONS = ("int8", "int16x8")
 WINDOW_INPUTS = spec_lib.SERVING_INPUTS  # input_ids, input_mask, segment_ids
 MAX_ANSWER_TOKENS = 30  # as Model Maker's `max_answer_length`, for comparing best spans
 
@@ -57,6 +64,7 @@ def export_tflite(
     vocab_path: str,
     quantization: str = "dynamic",
     representative_windows: Mapping[str, np.ndarray] | None = None,
+    serving_config: Mapping[str, Any] | None = None,
 ) -> str:
     """Converts the SavedModel to a .tflite file with Task Library metadata; returns out_path.
 
@@ -66,15 +74,22 @@ def export_tflite(
       spec: gives `seq_len` and the TFLite tensor names.
       vocab_path: the WordPiece vocab packed into the metadata as `vocab.txt`.
       quantization: one of `QUANTIZATIONS`: 'float32' (none), 'dynamic' (int8 weights),
-        'float16' (float16 weights) or 'int8' (full integer, calibrated on
-        `representative_windows`).
-      representative_windows: for 'int8': arrays `input_ids`, `input_mask`, `segment_ids`,
-        each `[N, seq_len]`, a sample of training windows.
+        'float16' (float16 weights), 'int8' (full integer: int8 weights and activations)
+        or 'int16x8' (int8 weights, int16 activations); the last two are calibrated on
+        `representative_windows` (`CALIBRATED_QUANTIZATIONS`). Inputs stay int32 and
+        outputs float32 in every format.
+      representative_windows: for 'int8' and 'int16x8': arrays `input_ids`, `input_mask`,
+        `segment_ids`, each `[N, seq_len]`, a sample of training windows.
+      serving_config: the settings to answer with (`query_len`, `doc_stride`, the SQuAD 2.0
+        null threshold, ...), written into the metadata's description, where
+        `inference.load_predictor` reads them (`Predictor.serving_config`).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
-    if quantization == "int8" and not representative_windows:
-        raise ValueError("quantization='int8' needs representative_windows (training windows)")
+    if quantization in CALIBRATED_QUANTIZATIONS and not representative_windows:
+        raise ValueError(
+            f"quantization={quantization!r} needs representative_windows (training windows)"
+        )
     if not tf.io.gfile.exists(vocab_path):
         raise FileNotFoundError(f"The vocab {vocab_path!r} does not exist")
     logging.info("Converting %s to TFLite (%s, seq_len %d)", saved_model_dir, quantization,
@@ -93,7 +108,7 @@ def export_tflite(
     )
     _configure_quantization(converter, quantization, representative_windows, spec.seq_len)
     model_buffer = _rename_tensors(converter.convert(), spec)
-    model_buffer = _add_metadata(model_buffer, spec, vocab_path)
+    model_buffer = _add_metadata(model_buffer, spec, vocab_path, serving_config)
     parent = os.path.dirname(out_path)
     if parent:
         tf.io.gfile.makedirs(parent)
@@ -101,6 +116,17 @@ def export_tflite(
         f.write(model_buffer)
     logging.info("Wrote %s (%d bytes)", out_path, len(model_buffer))
     return out_path
+
+
+# The kernels a calibrated model may use. 'int16x8' needs the float builtins as a fallback:
+# the 16x8 kernels lack CAST (TF 2.15: "Quantization to 16x8-bit not yet supported for op:
+# 'CAST'"), which every model has (the int32 mask is cast to float), so the ops without
+# a 16x8 kernel stay in float32, with (de)quantize ops around them.
+_OPS_SETS = {
+    "int8": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8],
+    "int16x8": [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                tf.lite.OpsSet.TFLITE_BUILTINS],
+}
 
 
 def _configure_quantization(
@@ -114,7 +140,7 @@ def _configure_quantization(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif quantization == "int8":
+    elif quantization in CALIBRATED_QUANTIZATIONS:
         arrays = [np.asarray(representative_windows[name], np.int32) for name in WINDOW_INPUTS]
         if arrays[0].ndim != 2 or arrays[0].shape[1] != seq_len:
             raise ValueError(
@@ -126,7 +152,7 @@ def _configure_quantization(
                 yield {name: a[i : i + 1] for name, a in zip(WINDOW_INPUTS, arrays, strict=True)}
 
         converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.target_spec.supported_ops = _OPS_SETS[quantization]
 
 
 def _rename_tensors(model_buffer: bytes, spec: spec_lib.BertQaSpec) -> bytes:
@@ -145,7 +171,8 @@ def _rename_tensors(model_buffer: bytes, spec: spec_lib.BertQaSpec) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: str) -> bytes:
+def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: str,
+                  serving_config: Mapping[str, Any] | None) -> bytes:
     """Packs the Task Library's BertQuestionAnswerer metadata and the vocab into the model."""
     from tensorflow_lite_support.metadata.python.metadata_writers import (
         metadata_info,
@@ -174,7 +201,8 @@ def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: st
         output_order = _output_tensor_names(model_buffer)
         outputs.sort(key=lambda md: output_order.index(md.tensor_name))
         general = metadata_info.GeneralMd(
-            name=_MODEL_NAME, version="v1", description=_MODEL_DESCRIPTION,
+            name=_MODEL_NAME, version="v1",
+            description=_MODEL_DESCRIPTION + serving_config_description(serving_config),
             author="mobilebert-qa-tfx",
             licenses="Apache License. Version 2.0 http://www.apache.org/licenses/LICENSE-2.0.",
         )
@@ -190,6 +218,13 @@ def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: st
     finally:
         if local_vocab != vocab_path:
             os.remove(local_vocab)
+
+
+def serving_config_description(serving_config: Mapping[str, Any] | None) -> str:
+    """The metadata description's last line: `SERVING_CONFIG_PREFIX` and the JSON."""
+    if not serving_config:
+        return ""
+    return f"\n{SERVING_CONFIG_PREFIX}{json.dumps(dict(serving_config), sort_keys=True)}"
 
 
 def _fixed_zip_times(model_buffer: bytes) -> bytes:
@@ -228,6 +263,67 @@ def _local_copy(path: str) -> str:
     local = os.path.join(tempfile.mkdtemp(prefix="mbqa_vocab_"), "vocab.txt")
     tf.io.gfile.copy(path, local)
     return local
+
+
+def latency_ms(
+    path: str, windows: Mapping[str, np.ndarray], threads: int = 1, repeats: int = 20
+) -> float:
+    """The median milliseconds of one `Interpreter.invoke()` on one window (batch 1).
+
+    Runs the .tflite file at `path` with `num_threads=threads`: one warm-up invoke, then
+    `repeats` timed invokes cycling through `windows` (arrays `input_ids`, `input_mask`,
+    `segment_ids`, each `[N, seq_len]`, as the file was exported). Only `invoke()` is timed,
+    not setting the inputs or reading the outputs. The figure is wall-clock time on this
+    machine: other processes on its cores make it larger.
+    """
+    if threads < 1:
+        raise ValueError(f"threads={threads} must be >= 1")
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be >= 1")
+    missing = [name for name in WINDOW_INPUTS if name not in windows]
+    if missing:
+        raise ValueError(f"windows lacks {missing}; it needs {list(WINDOW_INPUTS)}")
+    arrays = [np.asarray(windows[name], np.int32) for name in WINDOW_INPUTS]
+    for name, array in zip(WINDOW_INPUTS, arrays, strict=True):
+        if array.ndim != 2 or array.shape != arrays[0].shape:
+            raise ValueError(f"windows[{name!r}] must be [N, seq_len] like input_ids "
+                             f"{arrays[0].shape}; got {array.shape}")
+    if arrays[0].shape[0] == 0:
+        raise ValueError("latency_ms needs at least one window")
+    interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    indices = _input_indices(interpreter, path)
+    seq_len = int(next(d["shape"][1] for d in interpreter.get_input_details()
+                       if d["index"] == indices[0]))
+    if arrays[0].shape[1] != seq_len:
+        raise ValueError(f"The model {path!r} takes seq_len={seq_len} tokens; got windows of "
+                         f"{arrays[0].shape[1]}")
+
+    def invoke(i: int) -> int:
+        row = i % arrays[0].shape[0]
+        for index, array in zip(indices, arrays, strict=True):
+            interpreter.set_tensor(index, array[row : row + 1])
+        start = time.perf_counter_ns()
+        interpreter.invoke()
+        return time.perf_counter_ns() - start
+
+    invoke(0)  # warm-up: the first invoke prepares kernels and caches
+    return statistics.median(invoke(i) for i in range(repeats)) / 1e6
+
+
+def _input_indices(interpreter: tf.lite.Interpreter, path: str) -> list[int]:
+    """The tensor indices of `WINDOW_INPUTS`, found as `inference.TFLitePredictor` does
+    without metadata: by the `serving_default` signature, which every exported file keeps."""
+    if "serving_default" not in interpreter.get_signature_list():
+        raise ValueError(f"The TFLite model {path!r} has no serving_default signature: "
+                         "cannot tell its inputs apart")
+    runner = interpreter.get_signature_runner("serving_default")
+    by_name = {k: v["index"] for k, v in runner.get_input_details().items()}
+    missing = [name for name in WINDOW_INPUTS if name not in by_name]
+    if missing:
+        raise ValueError(f"The TFLite model {path!r} lacks inputs {missing}; it has "
+                         f"{sorted(by_name)}")
+    return [by_name[name] for name in WINDOW_INPUTS]
 
 
 def best_spans(

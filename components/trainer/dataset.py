@@ -4,6 +4,12 @@ Each record is one window (docs/architecture.md, "Windows"); the pipeline yields
 `(features, labels)`: features `input_ids`, `input_mask`, `segment_ids` as int32
 `[batch, seq_len]`, labels `start_logits`, `end_logits` (the model's output names) holding
 the int32 `[batch]` answer positions.
+
+With `trim_padding`, each batch is cut to its longest window rounded up to
+`TRIM_MULTIPLE` tokens (a window's tokens come first, its padding last, and its answer
+positions lie within its tokens): short passages then cost what they hold, not `seq_len`.
+The softmax of the loss then spans the batch's length instead of `seq_len`; the padding it
+leaves out carries no answer.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ END_POSITIONS = "end_positions"
 EXAMPLE_ID = "example_id"
 COMPRESSION = "GZIP"
 SHUFFLE_BUFFER = 10_000
+TRIM_MULTIPLE = 64  # Trimmed lengths are multiples of this: few distinct shapes to trace.
 
 
 def window_feature_spec(seq_len: int) -> dict[str, tf.io.FixedLenFeature]:
@@ -90,6 +97,17 @@ def _to_features_and_labels(
     return features, labels
 
 
+def trim_padding(
+    features: dict[str, tf.Tensor], labels: dict[str, tf.Tensor]
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """The batch cut to its longest window, rounded up to `TRIM_MULTIPLE` (≤ seq_len)."""
+    mask = features["input_mask"]
+    seq_len = tf.shape(mask)[1]
+    longest = tf.maximum(tf.reduce_max(tf.reduce_sum(mask, axis=1)), 1)
+    length = tf.minimum(seq_len, (longest + TRIM_MULTIPLE - 1) // TRIM_MULTIPLE * TRIM_MULTIPLE)
+    return {name: value[:, :length] for name, value in features.items()}, labels
+
+
 def make_window_dataset(
     file_patterns: str | Sequence[str],
     batch_size: int,
@@ -97,6 +115,7 @@ def make_window_dataset(
     training: bool,
     input_context: tf.distribute.InputContext | None = None,
     seed: int | None = None,
+    trim: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` from window TFRecords, repeated forever.
 
@@ -104,7 +123,7 @@ def make_window_dataset(
     auto-sharding gives each worker different windows). `batch_size` is the global batch;
     with `input_context` (a `DatasetCreator` under ParameterServerStrategy) this pipeline
     is sharded by input pipeline and batched per replica. Batches have a static size
-    (remainders dropped).
+    (remainders dropped); with `trim`, a length of their own (`trim_padding`).
     """
     files = list_window_files(file_patterns)
     if tf.executing_eagerly():  # Not when traced (a `DatasetCreator`): check beforehand.
@@ -133,6 +152,8 @@ def make_window_dataset(
         lambda records: _to_features_and_labels(tf.io.parse_example(records, feature_spec)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if trim:
+        dataset = dataset.map(trim_padding, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -46,6 +46,9 @@ BATCH_SIZE_KEY = "batch_size"
 CHECKPOINT_EVERY_KEY = "checkpoint_every_steps"
 COLLECTIVE_TIMEOUT_KEY = "collective_timeout_s"
 WARM_START_KEY = "warm_start"
+TRIM_PADDING_KEY = "trim_padding"
+# The training's steps, time and loss, beside the SavedModel (TF Serving's extra assets).
+TRAINING_RECORD = "assets.extra/training.json"
 # Where executions keep their resumable state, beside `model_run/` in the pipeline root.
 TRAINING_STATE_DIR = "training_state"
 # How long a non-chief worker waits for the chief's export before failing.
@@ -161,6 +164,7 @@ def _datasets(
     eval_files: Sequence[str],
     batch_size: int,
     eval_steps: int,
+    trim: bool,
 ):
     def make(files, training):
         seed = SHUFFLE_SEED if training else None
@@ -168,11 +172,12 @@ def _datasets(
             dataset_lib.check_window_file(dataset_lib.list_window_files(files)[0], spec.seq_len)
             return tf.keras.utils.experimental.DatasetCreator(
                 lambda context: dataset_lib.make_window_dataset(
-                    files, batch_size, spec.seq_len, training, input_context=context, seed=seed
+                    files, batch_size, spec.seq_len, training, input_context=context, seed=seed,
+                    trim=trim,
                 )
             )
         return dataset_lib.make_window_dataset(files, batch_size, spec.seq_len, training,
-                                               seed=seed)
+                                               seed=seed, trim=trim)
 
     return make(train_files, True), (make(eval_files, False) if eval_steps else None)
 
@@ -200,12 +205,15 @@ def train_and_export(
     collective_timeout_s: float = strategies.DEFAULT_COLLECTIVE_TIMEOUT_S,
     export_wait_s: float = EXPORT_WAIT_S,
     log_dir: str | None = None,
+    trim_padding: bool = True,
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
     Checkpoints go under `model_dir`, TensorBoard logs to `log_dir` (default
     `model_dir/logs`). Warm-starts from `base_model` when it has the same variables and
-    shapes (else a logged cold start). Returns `serving_dir` on the process that exported
+    shapes (else a logged cold start). With `trim_padding` each batch is cut to its
+    longest window (`dataset.trim_padding`; not on TPUs, which need one shape).
+    Returns `serving_dir` on the process that exported
     (the chief), None on the others (other workers, once the chief's export exists, and
     the `worker`/`ps` servers of a parameter-server job).
     """
@@ -220,14 +228,16 @@ def train_and_export(
     checkpoint_every = checkpoint_every_steps or max(1, min(1000, train_steps // 10))
     coordinated = getattr(strategy, "_should_use_with_coordinator", False)
     epochs, steps_per_epoch = _epochs(train_steps, checkpoint_every, coordinated)
+    trim = trim_padding and not isinstance(strategy, tf.distribute.TPUStrategy)
     train_data, eval_data = _datasets(
-        strategy, spec, train_files, eval_files, batch_size, eval_steps
+        strategy, spec, train_files, eval_files, batch_size, eval_steps, trim
     )
     logging.info(
         "[%s] Training %s: %d steps of %d windows (%d replicas), %d eval steps, "
-        "checkpoint every %d steps under %s",
+        "checkpoint every %d steps under %s; %s",
         task, spec.name, train_steps, batch_size, strategy.num_replicas_in_sync, eval_steps,
         steps_per_epoch if coordinated else checkpoint_every, model_dir,
+        "batches trimmed to their longest window" if trim else f"windows of {spec.seq_len}",
     )
     with strategy.scope():
         model = model_lib.build_qa_model(spec)
@@ -271,8 +281,9 @@ def train_and_export(
                 f"{model_dir}/backup. Cause: {error.message.splitlines()[0]}"
             ) from error
         raise
+    train_seconds = time.time() - start
     logging.info(
-        "[%s] Trained %d steps in %.1fs: %s", task, train_steps, time.time() - start,
+        "[%s] Trained %d steps in %.1fs: %s", task, train_steps, train_seconds,
         {k: [round(float(x), 4) for x in v] for k, v in history.history.items()},
     )
 
@@ -284,8 +295,25 @@ def train_and_export(
     if not strategies.is_chief(strategy):
         _wait_for_export(serving_dir, export_wait_s, task)
         return None
+    _write_training_record(serving_dir, {
+        "train_steps": train_steps, "train_seconds": round(train_seconds, 1),
+        "final_loss": float(history.history["loss"][-1]) if history.history.get("loss")
+        else None,
+        "batch_size": batch_size, "replicas": strategy.num_replicas_in_sync,
+        "strategy": spec.distribution_strategy, "trim_padding": trim,
+    })
     logging.info("[%s] Model exported to %s; checkpoints in %s", task, serving_dir, checkpoint_dir)
     return serving_dir
+
+
+def _write_training_record(serving_dir: str, record: dict[str, Any]) -> None:
+    """`assets.extra/training.json` beside the SavedModel (read by the model card).
+
+    `train_seconds` is this execution's (a resumed training counts what it ran)."""
+    path = os.path.join(serving_dir, TRAINING_RECORD)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
 
 
 def _wait_for_export(serving_dir: str, timeout_s: float, task: str) -> None:
@@ -350,4 +378,5 @@ def run_fn(fn_args) -> None:
             config.get(COLLECTIVE_TIMEOUT_KEY, strategies.DEFAULT_COLLECTIVE_TIMEOUT_S)
         ),
         log_dir=os.path.join(fn_args.model_run_dir, "logs"),
+        trim_padding=bool(config.get(TRIM_PADDING_KEY, True)),
     )

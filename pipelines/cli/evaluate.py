@@ -67,21 +67,27 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seq-len", type=int, help="window length (default: the model's input length)"
     )
-    parser.add_argument("--query-len", type=int, default=64, help="question tokens (default 64)")
     parser.add_argument(
-        "--doc-stride", type=int, default=128, help="window stride in tokens (default 128)"
+        "--query-len", type=int,
+        help="question tokens (default: the model's, from its metadata, else 64)",
     )
     parser.add_argument(
-        "--no-lower-case", dest="do_lower_case", action="store_false",
-        help="the vocab is cased (default: uncased, lower-case the text)",
+        "--doc-stride", type=int,
+        help="window stride in tokens (default: the model's, from its metadata, else 128)",
     )
     parser.add_argument(
-        "--version-2", action="store_true",
-        help="SQuAD 2.0: the answer may be empty (no answer in the passage)",
+        "--no-lower-case", dest="do_lower_case", action="store_false", default=None,
+        help="the vocab is cased (default: the model's, from its metadata, else uncased)",
     )
     parser.add_argument(
-        "--null-score-diff-threshold", type=float, default=0.0,
-        help="SQuAD 2.0: answer '' when the null score beats the best span by more (default 0)",
+        "--version-2", action="store_true", default=None,
+        help="SQuAD 2.0: the answer may be empty (default: as the model was evaluated, from "
+        "its metadata)",
+    )
+    parser.add_argument(
+        "--null-score-diff-threshold", type=float,
+        help="SQuAD 2.0: answer '' when the null score beats the best span by more "
+        "(default: the threshold the model was gated with, from its metadata, else 0)",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch (default 8)")
     parser.add_argument("--n-best-size", type=int, default=20, help="candidates kept (default 20)")
@@ -150,11 +156,25 @@ def _read_id_map(path: str, value_type) -> dict:
     return data
 
 
+# Settings read from a .tflite file's metadata (`Predictor.serving_config`) when their flag
+# is not given: flag attribute -> (serving_config key, default without metadata).
+_MODEL_SETTINGS = {
+    "query_len": ("query_len", 64),
+    "doc_stride": ("doc_stride", 128),
+    "do_lower_case": ("do_lower_case", True),
+    "version_2": ("version_2_with_negative", False),
+    "null_score_diff_threshold": ("null_score_diff_threshold", 0.0),
+}
+
+
 def _load_model(args: argparse.Namespace):
-    """The predictor and the window maker that fits it."""
+    """The predictor and the window maker that fits it; fills the unset flags (above)."""
     from components.qa import inference, spec, windows
 
     predictor = inference.load_predictor(args.model)
+    for flag, (key, default) in _MODEL_SETTINGS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, predictor.serving_config.get(key, default))
     seq_len = args.seq_len or predictor.seq_len or spec.MobileBertQaSpec().seq_len
     if predictor.seq_len is not None and seq_len != predictor.seq_len:
         raise ValueError(
@@ -163,12 +183,17 @@ def _load_model(args: argparse.Namespace):
     vocab = args.vocab or predictor.vocab_path
     if vocab is None:
         raise ValueError(f"The model {args.model} carries no vocab.txt: pass --vocab")
-    qa_spec = spec.MobileBertQaSpec(
-        seq_len=seq_len, query_len=args.query_len, doc_stride=args.doc_stride,
-        do_lower_case=args.do_lower_case,
-    )
+    try:
+        qa_spec = spec.MobileBertQaSpec(
+            seq_len=seq_len, query_len=args.query_len, doc_stride=args.doc_stride,
+            do_lower_case=args.do_lower_case,
+        )
+    except ValueError as error:
+        raise ValueError(f"--seq-len/--query-len/--doc-stride: {error}") from error
     maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(qa_spec))
-    logging.info("Model %s, vocab %s, windows %s", args.model, vocab, maker.config)
+    logging.info("Model %s, vocab %s, windows %s, SQuAD %s (null threshold %s)", args.model,
+                 vocab, maker.config, "2.0" if args.version_2 else "1.1",
+                 args.null_score_diff_threshold)
     return predictor, maker
 
 
@@ -189,8 +214,9 @@ def predict_command(args: argparse.Namespace) -> int:
 
     from components.qa import postprocess, squad_json
 
-    paths = postprocess.answer_file_paths(args.out, args.version_2)
     try:
+        predictor, maker = _load_model(args)
+        paths = postprocess.answer_file_paths(args.out, args.version_2)
         if len(set(paths.values())) != len(paths):
             raise ValueError(f"--out {args.out} collides with {sorted(paths.values())}")
         existing = [p for p in paths.values() if tf.io.gfile.exists(p)]
@@ -201,7 +227,6 @@ def predict_command(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.squad}: has no questions")
         if not args.version_2 and any(e.is_impossible for e in examples):
             logging.warning("%s has unanswerable questions: consider --version-2", args.squad)
-        predictor, maker = _load_model(args)
         answers = _answer(args, predictor, maker, examples)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mbqa predict: error: {error}", file=sys.stderr)

@@ -33,17 +33,21 @@ def write_vocab(directory) -> str:
 
 
 def save_keyword_model(
-    path, vocab_path: str, seq_len: int = SEQ_LEN, keyword: str = "houston"
+    path, vocab_path: str, seq_len: int = SEQ_LEN, keyword: str = "houston",
+    runner_up: tuple[str, float] | None = None,
 ) -> str:
     """A SavedModel with the Trainer's serving contract whose answer is `keyword`.
 
     Its logits are known: 5.0 at every `keyword` token, 0.0 at other tokens and at padding
-    (mask 0); the start logits add 0.1 × the segment id, so the two outputs differ.
+    (mask 0); the start logits add 0.1 × the segment id, so the two outputs differ. A
+    `runner_up` (word, score) scores that word too.
     Exported with the Trainer's `export_serving_model`, with the vocab as an asset.
     """
     vocab = open(vocab_path, encoding="utf-8").read().split("\n")
     weights = np.zeros((len(vocab), 1), np.float32)
     weights[vocab.index(keyword)] = 5.0
+    if runner_up:
+        weights[vocab.index(runner_up[0])] = runner_up[1]
     inputs = {name: tf.keras.Input((seq_len,), dtype=tf.int32, name=name)
               for name in spec_lib.SERVING_INPUTS}
     score = tf.keras.layers.Embedding(
@@ -107,11 +111,13 @@ def windows_artifact(root, vocab, questions) -> standard_artifacts.Examples:
     return artifact
 
 
-def model_artifact(root, vocab, keyword: str, model_id: int) -> standard_artifacts.Model:
+def model_artifact(root, vocab, keyword: str, model_id: int,
+                   seq_len: int = SEQ_LEN) -> standard_artifacts.Model:
     artifact = standard_artifacts.Model()
-    artifact.uri = str(root / f"model_{keyword}")
+    artifact.uri = str(root / f"model_{keyword}_{seq_len}")
     artifact.id = model_id
-    save_keyword_model(os.path.join(artifact.uri, "Format-Serving"), vocab, keyword=keyword)
+    save_keyword_model(os.path.join(artifact.uri, "Format-Serving"), vocab, seq_len=seq_len,
+                       keyword=keyword)
     return artifact
 
 
@@ -126,6 +132,8 @@ def run_evaluator(root, examples, model, baseline=None, transformed=None, **prop
         executor.MAX_REGRESSION_KEY: 0.0, executor.QUANTIZATIONS_KEY: '["dynamic"]',
         executor.VERSION_2_KEY: None, executor.NULL_SCORE_DIFF_THRESHOLD_KEY: 0.0,
         executor.MAX_EVAL_EXAMPLES_KEY: 0,
+        # The keyword models take 32 tokens, not the Task Library's 384.
+        executor.REQUIRE_TASK_LIBRARY_KEY: False,
     }
     exec_properties.update(properties)
     inputs = {"examples": [examples], "model": [model]}

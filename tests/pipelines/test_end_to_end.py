@@ -4,8 +4,8 @@ One pipeline (the demo's settings, fewer steps and questions) lives through thre
 1. `tfx run create` killed (SIGKILL) once SquadTransform's execution is recorded;
 2. `tfx run create` again: finished components come from the cache, the rest runs, a model
    is pushed;
-3. a new data span, another encoder (one layer) and seq_len, and an unreachable F1
-   threshold: the windows are cut again, the resolver offers the blessed model of run 2 as
+3. a new data span, another encoder (one layer) and seq_len (128, which the Task Library
+   cannot run), and an unreachable F1 threshold: the windows are cut again, the resolver offers the blessed model of run 2 as
    the Trainer's base model, the Trainer starts cold (its variables do not fit), the
    evaluator compares against it, and nothing is pushed.
 Warm starting from a base model that fits is tested in tests/trainer/test_run_fn.py.
@@ -39,8 +39,11 @@ ALL_NODES = {"SquadExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
+    # 30 steps give near-random answers: no accuracy or quantization gate (both are tested
+    # in tests/evaluator); the Task Library gate stays on.
     config = demo_config(str(out), train_steps=30).with_overrides(
-        ["eval_steps=2", "spec.default_batch_size=8", "spec.predict_batch_size=16"])
+        ["eval_steps=2", "spec.default_batch_size=8", "spec.predict_batch_size=16",
+         "min_f1=0", "max_quantization_drop=100"])
     prepare_inputs(config, num_questions=60)
     env = {**os.environ, **config.to_env(), "LOCAL_HOME": str(out / "tfx_home"),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -129,7 +132,22 @@ def test_demo_report_prints_metrics_model_and_an_answer(workspace, rerun, capsys
     print_report(config)
     out = capsys.readouterr().out
     assert "metrics.json" in out and ".tflite" in out
-    assert "Question: What is the" in out and "Answer:" in out
+    assert "Question:     What is the" in out and "mbqa answer:" in out
+
+
+def test_the_pushed_model_answers_in_the_task_librarys_bert_question_answerer(
+        workspace, rerun):
+    from components.qa import squad_json, task_library
+
+    config, _ = workspace
+    version = run_summary(config).pushed[-1]["pushed_destination"]
+    (example, *_), _ = squad_json.read_squad_examples(
+        glob.glob(os.path.join(config.data_root, "span-1", "eval", "*.json"))[0])
+    answer = task_library.answer(os.path.join(version, "model.tflite"), example.context,
+                                 example.question)
+    assert answer and answer.lower() in example.context.lower()
+    with open(os.path.join(version, "manifest.json")) as f:
+        assert json.load(f)["serving_config"]["seq_len"] == 384
 
 
 def _trainer_base_models(config):
@@ -165,7 +183,8 @@ def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun)
         {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH), "num_hidden_layers": 1},
         tf_format=encoders.TF1,
     )
-    spec = {**config.spec, "uri": one_layer, "seq_len": 96, "doc_stride": 48}
+    spec = {**config.spec, "uri": one_layer, "seq_len": 128, "query_len": 32,
+            "doc_stride": 64}
     log = _run({**env, "MBQA_SPEC": json.dumps(spec), "MBQA_MIN_F1": "100"})
     after = _states(config)
     for node in ("SquadExampleGen", "SquadTransform", "Trainer", "QaEvaluator"):

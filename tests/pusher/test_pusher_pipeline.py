@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from tfx import v1 as tfx
@@ -16,6 +17,9 @@ from tests.evaluator.evaluator_fixtures import (
     write_vocab,
 )
 
+# The Task Library's windows: the evaluator requires them of the shipped file by default.
+TASK_LIBRARY_SPEC = SPEC.replace(seq_len=384, query_len=64, doc_stride=128)
+
 
 def _pipeline(root, examples_uri: str, model_uri: str, destination: str, min_f1: float):
     examples = tfx.dsl.Importer(
@@ -25,8 +29,8 @@ def _pipeline(root, examples_uri: str, model_uri: str, destination: str, min_f1:
     model = tfx.dsl.Importer(
         source_uri=model_uri, artifact_type=tfx.types.standard_artifacts.Model,
     ).with_id("model")
-    evaluator = QaEvaluator(examples.outputs["result"], model.outputs["result"], SPEC,
-                            min_f1=min_f1)
+    evaluator = QaEvaluator(examples.outputs["result"], model.outputs["result"],
+                            TASK_LIBRARY_SPEC, min_f1=min_f1)
     pusher = TFLitePusher(model.outputs["result"], evaluator.outputs["blessing"],
                           evaluator.outputs["evaluation"], destination)
     return tfx.dsl.Pipeline(
@@ -52,7 +56,7 @@ def _pushed_models(root):
 def test_the_pipeline_pushes_once_records_it_in_mlmd_and_reruns_idempotently(tmp_path):
     vocab = write_vocab(tmp_path)
     examples = examples_artifact(tmp_path, EVAL_QUESTIONS)
-    model = model_artifact(tmp_path, vocab, "houston", 0)
+    model = model_artifact(tmp_path, vocab, "houston", 0, seq_len=384)
     destination = str(tmp_path / "serving")
     for _ in range(2):
         tfx.orchestration.LocalDagRunner().run(
@@ -62,12 +66,19 @@ def test_the_pipeline_pushes_once_records_it_in_mlmd_and_reruns_idempotently(tmp
     assert [p["pushed_version"] for p in pushes] == ["1", "1"]
     assert pushes[0]["pushed_destination"] == os.path.join(destination, "1")
     assert os.listdir(destination) == ["1"]
+    with open(os.path.join(destination, "1", "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["serving_config"] == {
+        "seq_len": 384, "query_len": 64, "doc_stride": 128, "do_lower_case": True,
+        "version_2_with_negative": False, "null_score_diff_threshold": 0.0}
+    assert "shipped tflite_dynamic loads in the Task Library's BertQuestionAnswerer" in (
+        manifest["blessing_reasons"])
 
 
 def test_the_pipeline_does_not_push_an_unblessed_model(tmp_path):
     vocab = write_vocab(tmp_path)
     examples = examples_artifact(tmp_path, EVAL_QUESTIONS)
-    model = model_artifact(tmp_path, vocab, "houston", 0)
+    model = model_artifact(tmp_path, vocab, "houston", 0, seq_len=384)
     destination = str(tmp_path / "serving")
     tfx.orchestration.LocalDagRunner().run(
         _pipeline(tmp_path, examples.uri, model.uri, destination, min_f1=90.0))

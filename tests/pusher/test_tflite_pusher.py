@@ -1,9 +1,10 @@
-"""Tests of the TFLitePusher: only blessed models, numbered versions, no partial files."""
+"""Tests of the TFLitePusher: only blessed models, numbered versions, nothing partial served."""
 
 from __future__ import annotations
 
 import json
 import os
+from unittest import mock
 
 import pytest
 import tensorflow as tf
@@ -122,7 +123,7 @@ def test_an_unwritable_destination_fails_and_leaves_nothing(evaluated, tmp_path)
     assert blocker.read_text() == "a regular file, not a directory"
 
 
-def test_a_failure_while_copying_leaves_no_partial_version(evaluated, tmp_path, monkeypatch):
+def test_a_failure_while_copying_leaves_no_version_to_serve(evaluated, tmp_path, monkeypatch):
     model, blessing, evaluation = evaluated["houston"]
     dest = tmp_path / "dest"
     (dest / "1").mkdir(parents=True)
@@ -141,8 +142,13 @@ def test_a_failure_while_copying_leaves_no_partial_version(evaluated, tmp_path, 
     with pytest.raises(tf.errors.ResourceExhaustedError):
         run_pusher(dest, model, blessing, evaluation, tmp_path / "pushed")
     assert len(calls) == 3
-    assert snapshot(dest) == before  # no new version, no temporary directory
-    assert sorted(os.listdir(dest)) == ["1"]
+    # Version 2 stays claimed, its partial files removed: never served, never reused.
+    assert snapshot(dest) == {**before, os.path.join("2", executor.CLAIM_FILE): mock.ANY}
+    assert executor.complete_versions(str(dest)) == {}
+    monkeypatch.setattr(tf.io.gfile, "copy", copy)
+    pushed = run_pusher(dest, model, blessing, evaluation, tmp_path / "pushed")
+    assert pushed.get_string_custom_property("pushed_version") == "3"
+    assert executor.latest_complete_version(str(dest)) == 3
 
 
 def test_a_blessing_of_another_model_is_refused(evaluated, tmp_path):

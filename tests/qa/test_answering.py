@@ -197,6 +197,28 @@ def test_predict_then_evaluate_v2_with_tflite(capsys, tmp_path, tflite_model):
     assert code == 2 and "--overwrite" in stderr and str(out) in stderr
 
 
+def test_predict_takes_its_settings_from_the_tflite_metadata(capsys, tmp_path, saved_model,
+                                                             vocab):
+    """The evaluator writes query_len, doc_stride, the SQuAD version and threshold into the
+    file's metadata: `mbqa predict` needs none of them; a flag still overrides."""
+    from components.qa import inference, tflite
+
+    serving_config = {"query_len": 8, "doc_stride": 8, "do_lower_case": True,
+                      "version_2_with_negative": True, "null_score_diff_threshold": -1.0}
+    model = tflite.export_tflite(saved_model, str(tmp_path / "model.tflite"), SPEC, vocab,
+                                 "float32", serving_config=serving_config)
+    assert inference.load_predictor(model).serving_config == serving_config
+    squad = _write_squad(tmp_path / "dev.json", _examples(), "v2.0")
+    out = tmp_path / "predictions.json"
+    code, stdout, _ = _mbqa(capsys, "predict", "--model", model, "--squad", squad,
+                            "--out", str(out))
+    assert code == 0 and "null_odds.json" in stdout
+    assert json.loads(out.read_text()) == {"long": "Houston", "short": "Houston", "none": ""}
+    code, _, _ = _mbqa(capsys, "predict", "--model", model, "--squad", squad, "--out",
+                       str(out), "--null-score-diff-threshold", "100", "--overwrite")
+    assert code == 0 and json.loads(out.read_text())["none"] != ""
+
+
 def test_predict_v1_with_saved_model_and_evaluate(capsys, tmp_path, saved_model):
     examples = _examples()[:2]
     squad = _write_squad(tmp_path / "dev.json", examples, "1.1")

@@ -7,10 +7,13 @@ import json
 import logging
 import random
 
+import numpy as np
 import pytest
 
 from components.qa import metrics
+from components.qa.postprocess import Answers
 from components.qa.squad import SquadExample
+from components.qa.squad_json import read_squad_examples
 from tests.qa import official_squad_eval as official
 
 
@@ -254,3 +257,133 @@ def test_evaluate_examples_picks_the_version():
         metrics.evaluate_examples(with_null, {"a": "", "b": "", "c": ""}, version_2=False)
     with pytest.raises(ValueError, match="No examples"):
         metrics.evaluate_examples([], {})
+
+
+_BEST_KEYS = ["best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
+
+
+def _answers(non_null: dict[str, str], null_odds: dict[str, float]) -> Answers:
+    """SQuAD 2.0 answers with these best non-null texts ("" = none) and null odds, as
+    `predict_answers` leaves them (its threshold 0: predictions are not used here)."""
+    nbest = {}
+    for qid, text in non_null.items():
+        null = {"text": "", "probability": 0.5, "start_logit": 1.0, "end_logit": 1.0}
+        span = {"text": text, "probability": 0.5, "start_logit": 0.5, "end_logit": 0.5}
+        nbest[qid] = [null, span] if null_odds[qid] > 0 or not text else [span, null]
+    predictions = {qid: "" if null_odds[qid] > 0 else text for qid, text in non_null.items()}
+    return Answers(predictions=predictions, nbest=nbest, null_odds=dict(null_odds))
+
+
+@pytest.fixture()
+def small_case() -> tuple[list[SquadExample], Answers]:
+    """Sorted by null odds (all distinct), with the official search's running F1 sum
+    (3 = all predicted ""): a1 +1 = 4, n1 -1 = 3, a2 +2/3, a4 +1 = 4.67 (best F1 at 0.8),
+    a3 +0, n2 -1, n3 -1. Exact: 4 at -2.0, equalled (not beaten) at 0.8."""
+    rows = [  # id, gold answers, best non-null text, null odds
+        ("a1", ("Paris",), "Paris", -2.0),
+        ("n1", (), "Paris", -1.0),
+        ("a2", ("France",), "in France", 0.5),
+        ("a4", ("Paris",), "Paris", 0.8),
+        ("a3", ("Paris",), "France", 1.5),
+        ("n2", (), "France", 2.5),
+        ("n3", (), "in", 4.0),
+    ]
+    examples = [_example(qid, golds, impossible=not golds) for qid, golds, _, _ in rows]
+    answers = _answers({r[0]: r[2] for r in rows}, {r[0]: r[3] for r in rows})
+    return examples, answers
+
+
+def test_v2_at_threshold_best_keys_by_hand(small_case):
+    examples, answers = small_case
+    result = metrics.evaluate_v2_at_threshold(examples, answers, 0.0)
+    assert list(result) == list(metrics.evaluate_v2(
+        metrics.examples_to_dataset(examples), answers.predictions, answers.null_odds))
+    assert result["best_f1"] == pytest.approx(100 * (3 + 1 - 1 + 2 / 3 + 1) / 7)
+    assert result["best_f1_thresh"] == 0.8
+    assert (result["best_exact"], result["best_exact_thresh"]) == (100 * 4 / 7, -2.0)
+    # At 0: a1, n1 answered; a2, a4 and the rest "": 1 + 0 + 0 + 0 + 0 + 1 + 1.
+    assert result["exact"] == result["f1"] == pytest.approx(100 * 3 / 7)
+
+
+def test_v2_at_best_thresholds_scores_the_official_best(small_case):
+    examples, answers = small_case
+    dataset = metrics.examples_to_dataset(examples)
+    official_best = official.evaluate_v2(dataset, answers.non_null_predictions,
+                                         answers.null_odds)
+    at_best_f1 = metrics.evaluate_v2_at_threshold(
+        examples, answers, official_best["best_f1_thresh"])
+    assert at_best_f1["f1"] == pytest.approx(official_best["best_f1"])
+    assert official_best["best_exact_thresh"] != official_best["best_f1_thresh"]
+    at_best_exact = metrics.evaluate_v2_at_threshold(
+        examples, answers, official_best["best_exact_thresh"])
+    assert at_best_exact["exact"] == pytest.approx(official_best["best_exact"])
+    assert {k: at_best_f1[k] for k in _BEST_KEYS} == {k: official_best[k] for k in _BEST_KEYS}
+
+
+def test_v2_at_threshold_tie_is_answered(small_case):
+    examples, answers = small_case
+    at = metrics.evaluate_v2_at_threshold(examples, answers, 0.8)  # a4's null odds
+    below = metrics.evaluate_v2_at_threshold(examples, answers, np.nextafter(0.8, -np.inf))
+    # a1, n1, a2, a4 answered; a3, n2, n3 "": 1 + 0 + 2/3 + 1 + 0 + 1 + 1.
+    assert at["f1"] == pytest.approx(100 * (4 + 2 / 3) / 7)
+    assert below["f1"] == pytest.approx(at["f1"] - 100 / 7)  # a4 is "" just below
+    assert at["HasAns_exact"] == 100 * 2 / 4 and below["HasAns_exact"] == 100 * 1 / 4
+
+
+@pytest.fixture(scope="module")
+def fixture_case(data_dir) -> tuple[list, list[SquadExample], dict, dict, Answers]:
+    """The official 5-article fixture with perturbed non-null texts (without the texts
+    that normalize to nothing, see `evaluate_v2_at_threshold`) and distinct null odds."""
+    path = data_dir / "squad" / "dev-v2.0-first5articles.official.json"
+    dataset = json.loads(path.read_text("utf-8"))["data"]
+    examples, invalid = read_squad_examples(str(path))
+    assert not invalid
+    texts = _perturbed_predictions(dataset, 5)
+    texts = {qid: t if metrics.normalize_answer(t) else "" for qid, t in texts.items()}
+    rng = random.Random(5)  # a model that tends to know: unanswerable ones score higher
+    shift = {example.id: 2.0 if example.is_impossible else -2.0 for example in examples}
+    null_odds = {qid: rng.uniform(-6.0, 6.0) + shift[qid] for qid in texts}
+    assert len(set(null_odds.values())) == len(null_odds)
+    return dataset, examples, texts, null_odds, _answers(texts, null_odds)
+
+
+def test_v2_at_best_f1_thresh_matches_official_best_f1(fixture_case):
+    dataset, examples, _, _, answers = fixture_case
+    official_best = official.evaluate_v2(dataset, answers.non_null_predictions,
+                                         answers.null_odds)
+    thresh = official_best["best_f1_thresh"]
+    assert sum(odds > thresh for odds in answers.null_odds.values()) > 100  # some ""
+    assert sum(odds <= thresh for odds in answers.null_odds.values()) > 100  # some answered
+    result = metrics.evaluate_v2_at_threshold(examples, answers, thresh)
+    assert result["f1"] == pytest.approx(official_best["best_f1"])
+    assert {k: result[k] for k in _BEST_KEYS} == {k: official_best[k] for k in _BEST_KEYS}
+
+
+# Above and below best_f1_thresh (about -4.0); the old way erred only above 1.0.
+@pytest.mark.parametrize("threshold, old_is_wrong", [(3.0, True), (-5.0, False)])
+def test_v2_headline_scores_the_predictions_at_the_threshold(
+    fixture_case, threshold, old_is_wrong
+):
+    dataset, examples, texts, null_odds, answers = fixture_case
+    predictions = {qid: "" if null_odds[qid] > threshold else t for qid, t in texts.items()}
+    assert predictions == answers.at_threshold(threshold).predictions
+    expected = official.evaluate_v2(dataset, predictions)  # no na_probs: the file as is
+    result = metrics.evaluate_v2_at_threshold(examples, answers, threshold)
+    assert {k: v for k, v in result.items() if k not in _BEST_KEYS} == expected
+    official_best = official.evaluate_v2(dataset, texts, null_odds)
+    assert {k: result[k] for k in _BEST_KEYS} == {k: official_best[k] for k in _BEST_KEYS}
+    # The old way, the predictions with na_probs = null odds at the official 1.0, also
+    # counts as "" the questions with null odds in (1, threshold].
+    old = metrics.evaluate_examples(examples, predictions, null_odds, version_2=True)
+    assert (old["f1"] != pytest.approx(result["f1"])) is old_is_wrong
+
+
+def test_v2_at_threshold_needs_v2_answers():
+    examples = [_example("a", ("Paris",))]
+    v1 = Answers(predictions={"a": "Paris"},
+                 nbest={"a": [{"text": "Paris", "probability": 1.0,
+                               "start_logit": 1.0, "end_logit": 1.0}]})
+    with pytest.raises(ValueError, match="1 questions have no null odds"):
+        metrics.evaluate_v2_at_threshold(examples, v1, 0.0)
+    with pytest.raises(ValueError, match="No examples"):
+        metrics.evaluate_v2_at_threshold([], v1, 0.0)

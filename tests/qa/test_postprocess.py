@@ -260,3 +260,72 @@ def test_write_answers_as_run_squad_does(tmp_path):
     v1 = postprocess.write_answers(answers, str(tmp_path / "v1.json"), version_2=False)
     assert set(v1) == {"predictions", "nbest"}
     assert not (tmp_path / "null_odds.json").exists()
+
+
+def _v2_questions(small_maker, seed: int):
+    """Questions of 3 to 40 words over 1 to 9 windows, random logits with null scores
+    spread around the spans' scores; in the last question's windows [CLS] and the first
+    question token are the top two starts and ends."""
+    rng = np.random.default_rng(seed)
+    words = "Paris river old city bank north 1889 tower Zürich café".split()
+    examples = [
+        _example(" ".join(rng.choice(words, size=n)), qid=f"q{i}")
+        for i, n in enumerate(rng.integers(3, 41, size=24))
+    ]
+    windows = [w for e in examples for w in small_maker.make_windows(e, training=False)]
+    shape = (len(windows), small_maker.config.seq_len)
+    start = rng.normal(0.0, 2.0, shape).astype(np.float32)
+    end = rng.normal(0.0, 2.0, shape).astype(np.float32)
+    start[:, 0] += rng.normal(8.0, 4.0, len(windows)).astype(np.float32)
+    last = [row for row, w in enumerate(windows) if w.example_id == examples[-1].id]
+    start[last, :2] = end[last, :2] = 9.0
+    return examples, windows, start, end
+
+
+@pytest.mark.parametrize("n_best_size", [2, 20])
+def test_at_threshold_is_postprocessing_at_that_threshold(small_maker, n_best_size):
+    examples, windows, start, end = _v2_questions(small_maker, n_best_size)
+
+    def predict(threshold: float) -> postprocess.Answers:
+        return postprocess.predict_answers(
+            examples, windows, start, end, doc_words=small_maker.doc_words,
+            n_best_size=n_best_size, version_2_with_negative=True,
+            null_score_diff_threshold=threshold,
+        )
+
+    bases = [predict(t0) for t0 in (-3.0, 0.0, 4.0)]
+    odds = sorted(set(bases[0].null_odds.values()))
+    assert len(odds) == len(examples)
+    below = [float(np.nextafter(o, -np.inf)) for o in odds]
+    for threshold in [-np.inf, np.inf, 0.0, *odds, *below]:
+        expected = predict(threshold)
+        for base in bases:
+            got = base.at_threshold(threshold)
+            assert list(got.predictions.items()) == list(expected.predictions.items())
+            assert (got.nbest, got.null_odds) == (expected.nbest, expected.null_odds)
+    non_null = bases[1].non_null_predictions
+    assert non_null == predict(np.inf).predictions
+    assert 5 < sum(1 for text in bases[1].predictions.values() if not text) < len(examples) - 5
+    assert (non_null[examples[-1].id] == "") is (n_best_size == 2)
+
+
+def test_at_threshold_tie_is_answered(small_maker):
+    example, windows, start, end, span_text = _two_window_null_case(small_maker)
+    answers = _predict(example, windows, start, end, small_maker, version_2_with_negative=True,
+                       null_score_diff_threshold=5.0)
+    assert answers.predictions == {"q1": span_text} and answers.null_odds == {"q1": -1.0}
+    just_below = float(np.nextafter(-1.0, -np.inf))
+    for threshold, expected in ((-1.0, span_text), (just_below, "")):
+        assert answers.at_threshold(threshold).predictions == {"q1": expected}
+        direct = _predict(example, windows, start, end, small_maker,
+                          version_2_with_negative=True, null_score_diff_threshold=threshold)
+        assert direct.predictions == {"q1": expected}
+
+
+def test_at_threshold_needs_squad_v2_answers(maker):
+    example = _example("Paris is nice.")
+    windows = maker.make_windows(example, training=False)
+    start, end = _logits(windows, maker.config.seq_len)
+    v1 = _predict(example, windows, start, end, maker)
+    with pytest.raises(ValueError, match="1 questions have no null odds or n-best.*'q1'"):
+        v1.at_threshold(0.0)

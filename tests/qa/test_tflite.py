@@ -45,7 +45,7 @@ def task_library_model(tmp_path_factory):
 
 
 # Largest |TFLite - SavedModel| logit difference allowed per format (logits are 0..5.1).
-TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.5}
+TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.5, "int16x8": 0.01}
 
 
 @pytest.mark.parametrize("quantization", tflite.QUANTIZATIONS)
@@ -175,13 +175,15 @@ def test_bad_arguments_are_refused_before_converting(keyword_model, tmp_path):
     out = str(tmp_path / "m.tflite")
     with pytest.raises(ValueError, match="not one of"):
         tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int4")
-    with pytest.raises(ValueError, match="representative_windows"):
-        tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int8")
+    for calibrated in tflite.CALIBRATED_QUANTIZATIONS:
+        with pytest.raises(ValueError, match=f"'{calibrated}' needs representative_windows"):
+            tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization=calibrated)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         tflite.export_tflite(saved_model, out, small_spec(), str(tmp_path / "missing.txt"))
-    with pytest.raises(ValueError, match="seq_len=32"):
-        tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int8",
-                             representative_windows=random_windows(2, seq_len=16))
+    for calibrated in tflite.CALIBRATED_QUANTIZATIONS:
+        with pytest.raises(ValueError, match="seq_len=32"):
+            tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization=calibrated,
+                                 representative_windows=random_windows(2, seq_len=16))
     assert not tf.io.gfile.exists(out)
 
 
@@ -229,3 +231,54 @@ def test_one_saved_model_always_gives_the_same_bytes(keyword_model, tmp_path):
         for i in range(2)
     )
     assert first == second
+
+
+def test_int16x8_keeps_int16_activations_and_int32_float32_ends(keyword_model, tmp_path):
+    saved_model, vocab = keyword_model
+    path = tflite.export_tflite(
+        saved_model, str(tmp_path / "m.tflite"), small_spec(), vocab, quantization="int16x8",
+        representative_windows=random_windows(32, seed=5),
+    )
+    interpreter = tf.lite.Interpreter(model_path=path)
+    assert {d["dtype"] for d in interpreter.get_input_details()} == {np.int32}
+    assert {d["dtype"] for d in interpreter.get_output_details()} == {np.float32}
+    assert np.int16 in {d["dtype"] for d in interpreter.get_tensor_details()}
+    # The Task Library's path (metadata names) answers with it, as with the other formats.
+    predictor = inference.load_predictor(path)
+    w = random_windows(4, seed=9)
+    start, end = predictor.predict(w["input_ids"], w["input_mask"], w["segment_ids"])
+    want_start, want_end = expected_logits(w["input_ids"], w["input_mask"], w["segment_ids"],
+                                           VOCAB.index("houston"))
+    mask = w["input_mask"] > 0
+    assert np.max(np.abs(start - want_start)[mask]) <= TOLERANCE["int16x8"]
+    assert np.max(np.abs(end - want_end)[mask]) <= TOLERANCE["int16x8"]
+
+
+@pytest.fixture(scope="module")
+def keyword_tflite(keyword_model, tmp_path_factory):
+    saved_model, vocab = keyword_model
+    return tflite.export_tflite(saved_model, str(tmp_path_factory.mktemp("lite") / "m.tflite"),
+                                small_spec(), vocab, quantization="float32")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_latency_ms_is_a_positive_median(keyword_tflite, threads):
+    ms = tflite.latency_ms(keyword_tflite, random_windows(3), threads=threads, repeats=5)
+    assert isinstance(ms, float)
+    assert 0.0 < ms < 10_000.0
+
+
+def test_latency_ms_refuses_bad_windows_and_settings(keyword_tflite):
+    with pytest.raises(ValueError, match="seq_len=32 tokens; got windows of 16"):
+        tflite.latency_ms(keyword_tflite, random_windows(2, seq_len=16))
+    short = dict(random_windows(2))
+    short["segment_ids"] = short["segment_ids"][:, :16]
+    with pytest.raises(ValueError, match="segment_ids"):
+        tflite.latency_ms(keyword_tflite, short)
+    with pytest.raises(ValueError, match="lacks \\['input_mask'\\]"):
+        tflite.latency_ms(keyword_tflite, {k: v for k, v in random_windows(2).items()
+                                           if k != "input_mask"})
+    with pytest.raises(ValueError, match="at least one window"):
+        tflite.latency_ms(keyword_tflite, random_windows(0))
+    with pytest.raises(ValueError, match="threads=0"):
+        tflite.latency_ms(keyword_tflite, random_windows(1), threads=0)
