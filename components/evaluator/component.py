@@ -96,7 +96,7 @@ class QaEvaluator(base_component.BaseComponent):
             `LatestBlessedModelStrategy`); converted as the shipped file and scored on the
             same questions.
           transformed_examples: SquadTransform's windows; its `train` split calibrates
-            'int8' (required for it).
+            'int8' and 'int16x8' (required for them).
           eval_split: the split of `examples` to score.
           min_exact_match, min_f1: thresholds (percent) every scored candidate must reach
             (numbers or float RuntimeParameters, as `max_regression`).
@@ -125,9 +125,10 @@ class QaEvaluator(base_component.BaseComponent):
                 f"quantizations={quantizations} must be a non-empty list of "
                 f"{tflite.QUANTIZATIONS}"
             )
-        if "int8" in quantizations and transformed_examples is None:
-            raise ValueError("quantizations has 'int8': pass transformed_examples (its train "
-                             "windows calibrate the int8 model)")
+        calibrated = [q for q in quantizations if q in tflite.CALIBRATED_QUANTIZATIONS]
+        if calibrated and transformed_examples is None:
+            raise ValueError(f"quantizations has {calibrated}: pass transformed_examples (its "
+                             "train windows calibrate them)")
         gate.GateConfig(regression_confidence=float(regression_confidence),
                         max_quantization_drop=float(max_quantization_drop)).validate()
         if max_eval_examples < 0:

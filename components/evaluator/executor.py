@@ -5,8 +5,9 @@ Steps (each logged):
 2. answer them with the candidate SavedModel over sliding windows
    (`components.qa.answering`) and score them (`components.qa.metrics`);
 3. convert the SavedModel to TFLite in each requested quantization (`components.qa.tflite`;
-   'int8' is calibrated on a sample of the train split's windows), score each file the same
-   way and measure its agreement with the SavedModel on eval windows (SQuAD 2.0: at
+   'int8' and 'int16x8' are calibrated on a sample of the train split's windows), score each
+   file the same way, measure its agreement with the SavedModel on eval windows, its size,
+   its F1 drop and its invoke latency at 1 thread (SQuAD 2.0: at
    `null_score_diff_threshold`, or with `tune_null_threshold` at the SavedModel's
    best-F1 threshold on this split, as the official script's `best_f1_thresh`; the
    threshold and the window settings go into each file's metadata, `serving_config`);
@@ -17,7 +18,8 @@ Steps (each logged):
    significant regression of the shipped file against the baseline's, Task Library);
 6. write the evaluation (`metrics.json`, `predictions.json`, `nbest_predictions.json`,
    `null_odds.json` for SQuAD 2.0, `tflite/<quantization>/model.tflite`,
-   `baseline/tflite/<quantization>/model.tflite`, `report.html`) and the blessing
+   `baseline/tflite/<quantization>/model.tflite`, `report.html`, `model_card.md` and
+   `model_card.json` (`components.evaluator.model_card`)) and the blessing
    (`BLESSED`/`NOT_BLESSED` file with every check's reason, custom properties as TFX's
    Evaluator).
 """
@@ -40,7 +42,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
-from components.evaluator import gate, report
+from components.evaluator import gate, model_card, report
 from components.qa import (
     answering,
     encoders,
@@ -76,10 +78,12 @@ TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"
 SAVED_MODEL_NAME = "saved_model"
 BASELINE_DIR = "baseline"
-# Training windows drawn (uniformly, seeded) to calibrate 'int8'.
+# Training windows drawn (uniformly, seeded) to calibrate 'int8' and 'int16x8'.
 REPRESENTATIVE_WINDOWS = 100
 # Eval windows on which each TFLite file is compared with the SavedModel.
 AGREEMENT_WINDOWS = 200
+# Eval windows whose invoke time (median, 1 thread) is each file's reported latency.
+LATENCY_WINDOWS = 10
 
 
 def tflite_name(quantization: str) -> str:
@@ -157,7 +161,7 @@ def sample_windows(
             slot = rng.randrange(seen)
             if slot < n:
                 sample[slot] = window
-    logging.info("Drew %d of %d %s windows to calibrate int8", len(sample), seen, split)
+    logging.info("Drew %d of %d %s windows to calibrate integer files", len(sample), seen, split)
     return {name: np.array([w[name] for w in sample], np.int32) for name in tflite.WINDOW_INPUTS}
 
 
@@ -288,9 +292,10 @@ class Executor(base_executor.BaseExecutor):
             output_dict[standard_component_specs.EVALUATION_KEY])
         blessing = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.BLESSING_KEY])
-        if "int8" in quantizations and not transformed:
-            raise ValueError("quantizations has 'int8' but no transformed_examples were given "
-                             "to draw its representative training windows from")
+        calibrated = [q for q in quantizations if q in tflite.CALIBRATED_QUANTIZATIONS]
+        if calibrated and not transformed:
+            raise ValueError(f"quantizations has {calibrated} but no transformed_examples were "
+                             "given to draw its representative training windows from")
 
         examples = read_questions(
             artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
@@ -319,7 +324,7 @@ class Executor(base_executor.BaseExecutor):
                                   bool(version_2))
 
         representative = None
-        if "int8" in quantizations:
+        if calibrated:
             representative = sample_windows(
                 artifact_utils.get_single_instance(transformed), "train", spec.seq_len)
         agreement_windows = scorer.agreement_windows()
@@ -332,6 +337,9 @@ class Executor(base_executor.BaseExecutor):
             result, lite_answers = scorer.score(inference.load_predictor(path), name)
             result["path"] = tflite_relative_path(quantization)
             result["size_bytes"] = int(tf.io.gfile.stat(path).length)
+            result["f1_drop"] = models[SAVED_MODEL_NAME]["f1"] - result["f1"]
+            result["latency_ms"] = tflite.latency_ms(
+                path, {k: v[:LATENCY_WINDOWS] for k, v in agreement_windows.items()}, threads=1)
             result["agreement"] = tflite.compare_with_saved_model(
                 saved_model_dir, path, agreement_windows)
             logging.info("%s vs SavedModel: %s", name, result["agreement"])
@@ -374,6 +382,10 @@ class Executor(base_executor.BaseExecutor):
                          **dataclasses.asdict(gate_config)},
         }
         _write_json(os.path.join(evaluation.uri, METRICS_FILE), summary)
+        model_card.write_model_card(model_card.build_model_card(
+            summary, artifact_utils.get_single_instance(
+                input_dict[standard_component_specs.EXAMPLES_KEY]),
+            transformed[0] if transformed else None, model, spec), evaluation.uri)
         f1_by_model = {name: {e.id: f1 / 100.0 for e, f1 in zip(examples, s.f1, strict=True)}
                        for name, s in scores.items()}
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, REPORT_FILE), "w") as f:

@@ -147,8 +147,9 @@ def build_model_card(summary: Mapping, examples: types.Artifact,
 
 
 def _cell(value: Any) -> str:
+    """A value in a line or a table cell: floats to 2 decimals, unless that hides them."""
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.2g}"
     return json.dumps(value, sort_keys=True) if isinstance(value, Mapping | list) else str(value)
 
 

@@ -5,7 +5,7 @@
   model_<quantization>.tflite   each other quantization
   vocab.txt                the WordPiece vocab (also packed in the .tflite metadata)
   saved_model/             the Trainer's SavedModel
-  metrics.json, report.html   the QaEvaluator's evaluation
+  metrics.json, report.html, model_card.md, model_card.json   the QaEvaluator's evaluation
   manifest.json            version, content hash, the files and their sha256, the model's URI,
                            the serving settings (`serving_config`) and the blessing's reasons
   _CLAIMED                 who claimed the version number, and when
@@ -44,6 +44,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 
 from components.evaluator import executor as evaluator
+from components.evaluator import model_card
 from components.qa import inference
 
 PUSH_DESTINATION_KEY = "push_destination"
@@ -100,7 +101,8 @@ def files_to_push(model: types.Artifact, evaluation: types.Artifact) -> tuple[
     model_files[VOCAB_FILE] = vocab
     evaluation_files = {
         name: os.path.join(evaluation.uri, name)
-        for name in (evaluator.METRICS_FILE, evaluator.REPORT_FILE)
+        for name in (evaluator.METRICS_FILE, evaluator.REPORT_FILE, model_card.MARKDOWN_FILE,
+                     model_card.JSON_FILE)
     }
     missing = [p for p in {**model_files, **evaluation_files}.values()
                if not tf.io.gfile.exists(p)]

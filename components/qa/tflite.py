@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from components.qa import int16_float_islands
 from components.qa import spec as spec_lib
 from components.qa.inference import SERVING_CONFIG_PREFIX, load_predictor
 
@@ -75,9 +76,9 @@ def export_tflite(
       vocab_path: the WordPiece vocab packed into the metadata as `vocab.txt`.
       quantization: one of `QUANTIZATIONS`: 'float32' (none), 'dynamic' (int8 weights),
         'float16' (float16 weights), 'int8' (full integer: int8 weights and activations)
-        or 'int16x8' (int8 weights, int16 activations); the last two are calibrated on
-        `representative_windows` (`CALIBRATED_QUANTIZATIONS`). Inputs stay int32 and
-        outputs float32 in every format.
+        or 'int16x8' (int8 weights, int16 activations, with float32 where int16 fails:
+        `int16_float_islands`); the last two are calibrated on `representative_windows`
+        (`CALIBRATED_QUANTIZATIONS`). Inputs stay int32 and outputs float32 in every format.
       representative_windows: for 'int8' and 'int16x8': arrays `input_ids`, `input_mask`,
         `segment_ids`, each `[N, seq_len]`, a sample of training windows.
       serving_config: the settings to answer with (`query_len`, `doc_stride`, the SQuAD 2.0
@@ -107,7 +108,10 @@ def export_tflite(
         [fixed_shape.get_concrete_function()], model
     )
     _configure_quantization(converter, quantization, representative_windows, spec.seq_len)
-    model_buffer = _rename_tensors(converter.convert(), spec)
+    model_buffer = converter.convert()
+    if quantization == "int16x8":
+        model_buffer = int16_float_islands.float_islands(model_buffer)
+    model_buffer = _rename_tensors(model_buffer, spec)
     model_buffer = _add_metadata(model_buffer, spec, vocab_path, serving_config)
     parent = os.path.dirname(out_path)
     if parent:

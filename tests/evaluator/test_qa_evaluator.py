@@ -129,11 +129,13 @@ def test_every_quantization_is_scored_and_int8_is_calibrated_on_train_windows(mo
     summary, evaluation, _ = run_evaluator(
         tmp_path, examples_artifact(tmp_path, EVAL_QUESTIONS), houston,
         transformed=windows_artifact(tmp_path, vocab, EVAL_QUESTIONS),
-        **{executor.QUANTIZATIONS_KEY: '["dynamic", "float32", "float16", "int8"]'})
-    for quantization in ("dynamic", "float32", "float16", "int8"):
+        **{executor.QUANTIZATIONS_KEY:
+           '["dynamic", "float32", "float16", "int8", "int16x8"]'})
+    for quantization in ("dynamic", "float32", "float16", "int8", "int16x8"):
         result = summary["models"][f"tflite_{quantization}"]
         assert (result["exact_match"], result["f1"]) == (80.0, 80.0), quantization
         assert os.path.exists(os.path.join(evaluation.uri, result["path"]))
+        assert result["f1_drop"] == 0.0 and result["latency_ms"] > 0.0
     assert summary["models"]["tflite_float32"]["agreement"]["max_abs_diff_start"] < 1e-5
 
 

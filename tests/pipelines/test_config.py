@@ -88,6 +88,8 @@ def test_valid_local_config_passes_and_creates_output_dirs(local_config):
     ("spec_class=Nope", "spec_class='Nope'"),
     ("min_f1=101", "min_f1=101.0 must be in"),
     ("max_regression=-1", "max_regression"),
+    ("max_quantization_drop=-0.5", "max_quantization_drop=-0.5 must be in"),
+    ("regression_confidence=1", "regression_confidence=1.0 must be in"),
     ("quantizations=int4", "quantizations"),
     ("train_steps=0", "train_steps=0"),
     ("local_orchestrator=airflow", "local_orchestrator"),

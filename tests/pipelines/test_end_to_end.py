@@ -5,9 +5,9 @@ One pipeline (the demo's settings, fewer steps and questions) lives through thre
 2. `tfx run create` again: finished components come from the cache, the rest runs, a model
    is pushed;
 3. a new data span, another encoder (one layer) and seq_len (128, which the Task Library
-   cannot run), and an unreachable F1 threshold: the windows are cut again, the resolver offers the blessed model of run 2 as
-   the Trainer's base model, the Trainer starts cold (its variables do not fit), the
-   evaluator compares against it, and nothing is pushed.
+   cannot run), and an unreachable F1 threshold: the windows are cut again, the resolver
+   offers the blessed model of run 2 as the Trainer's base model, the Trainer starts cold
+   (its variables do not fit), the evaluator compares against it, and nothing is pushed.
 Warm starting from a base model that fits is tested in tests/trainer/test_run_fn.py.
 """
 

@@ -73,6 +73,10 @@ def test_the_pipeline_pushes_once_records_it_in_mlmd_and_reruns_idempotently(tmp
         "version_2_with_negative": False, "null_score_diff_threshold": 0.0}
     assert "shipped tflite_dynamic loads in the Task Library's BertQuestionAnswerer" in (
         manifest["blessing_reasons"])
+    with open(os.path.join(destination, "1", "model_card.md")) as f:
+        card = f.read()
+    assert card.startswith("# Model card") and "tflite_dynamic: compatible" in card
+    assert "No accuracy gate" not in card  # min_f1 50 was set
 
 
 def test_the_pipeline_does_not_push_an_unblessed_model(tmp_path):

@@ -85,3 +85,33 @@ def test_training_order_is_seeded_so_worker_shards_are_disjoint(window_files):
     assert ids(0) == first  # the same seed, the same order
     assert not set(first) & set(second)
     assert len(set(first) | set(second)) == 96
+
+
+def _batch(lengths: list[int], seq_len: int = 384):
+    """A batch of windows with `lengths` real tokens each (then padding)."""
+    mask = tf.sequence_mask(lengths, seq_len, dtype=tf.int32)
+    features = {"input_ids": mask * 7, "input_mask": mask, "segment_ids": mask}
+    labels = {"start_logits": tf.constant([n - 2 for n in lengths]),
+              "end_logits": tf.constant([n - 1 for n in lengths])}
+    return features, labels
+
+
+@pytest.mark.parametrize(("lengths", "expected"), [
+    ([10, 64], 64), ([65, 3], 128), ([100, 201], 256), ([383, 10], 384), ([384, 384], 384),
+])
+def test_trimming_cuts_a_batch_to_its_longest_window_rounded_up(lengths, expected):
+    features, labels = _batch(lengths)
+    trimmed, same_labels = dataset.trim_padding(features, labels)
+    assert {name: t.shape[1] for name, t in trimmed.items()} == dict.fromkeys(trimmed, expected)
+    assert same_labels is labels
+    for name, tensor in trimmed.items():  # only padding was cut
+        assert int(tf.reduce_sum(tensor)) == int(tf.reduce_sum(features[name]))
+
+
+def test_trimmed_batches_have_their_own_length(window_files):
+    ds = dataset.make_window_dataset(window_files["eval"], 4, fixtures.SEQ_LEN,
+                                     training=False, trim=True)
+    assert ds.element_spec[0]["input_ids"].shape.as_list() == [4, None]
+    features, _ = next(iter(ds))
+    longest = int(tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1)))
+    assert features["input_ids"].shape[1] == min(fixtures.SEQ_LEN, -(-longest // 64) * 64)

@@ -87,7 +87,7 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
     answers = answering.answer_questions(predictor, eval_examples, maker, batch_size=64)
     scores = metrics.evaluate_examples(eval_examples, answers.predictions)
     lite = tflite.export_tflite(serving, os.path.join(root, "model.tflite"), spec,
-                                predictor.vocab_path)
+                                encoders.module_vocab_path(hub))
     asked = eval_examples[:TASK_LIBRARY_QUESTIONS]
     library = {e.id: task_library.answer(lite, e.context, e.question) for e in asked}
     scores.update(train_seconds=train_s, total_seconds=time.time() - started,
