@@ -16,6 +16,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from components.evaluator.gate import GateConfig
 from components.qa import spec as spec_lib
 
 TARGETS = ("local", "kubeflow", "vertex")
@@ -94,12 +95,12 @@ class PipelineConfig:
     eval_steps: int = 100
     warm_start: bool = True
     trim_padding: bool = True
-    min_exact_match: float = 0.0
-    min_f1: float = 0.0
-    max_regression: float = 0.0
-    regression_confidence: float = 0.95
-    max_quantization_drop: float = 1.0
-    require_task_library: bool = True
+    min_exact_match: float = GateConfig.min_exact_match
+    min_f1: float = GateConfig.min_f1
+    max_regression: float = GateConfig.max_regression
+    regression_confidence: float = GateConfig.regression_confidence
+    max_quantization_drop: float = GateConfig.max_quantization_drop
+    require_task_library: bool = GateConfig.require_task_library
     null_score_diff_threshold: float = 0.0
     tune_null_threshold: bool = False
     quantizations: list[str] = dataclasses.field(default_factory=lambda: ["dynamic"])
@@ -194,15 +195,8 @@ class PipelineConfig:
         for name in ("train_steps", "eval_steps"):
             if getattr(self, name) <= 0:
                 errors.append(f"{name}={getattr(self, name)} must be > 0")
-        for name in ("min_exact_match", "min_f1"):
-            if not 0.0 <= getattr(self, name) <= 100.0:
-                errors.append(f"{name}={getattr(self, name)} must be in [0, 100] (percent)")
-        for name in ("max_regression", "max_quantization_drop"):
-            if not 0.0 <= getattr(self, name) <= 100.0:
-                errors.append(f"{name}={getattr(self, name)} must be in [0, 100] (points)")
-        if not 0.0 < self.regression_confidence < 1.0:
-            errors.append(f"regression_confidence={self.regression_confidence} must be in "
-                          "(0, 1), e.g. 0.95")
+        errors.extend(GateConfig(**{f.name: getattr(self, f.name)
+                                    for f in dataclasses.fields(GateConfig)}).errors())
         unknown = [q for q in self.quantizations if q not in QUANTIZATIONS]
         if unknown or not self.quantizations:
             errors.append(f"quantizations={self.quantizations} must be a non-empty subset of "

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from components.qa import metrics
-from components.qa.squad import SquadExample
+if TYPE_CHECKING:  # GateConfig is read with the pipeline's settings, before TensorFlow.
+    from components.qa.squad import SquadExample
 
 BOOTSTRAP_RESAMPLES = 2000
 _RESAMPLES_PER_CHUNK = 200  # Bounds the memory of the resampled indices.
@@ -40,7 +41,8 @@ class GateConfig:
     max_quantization_drop: float = 1.0
     require_task_library: bool = True
 
-    def validate(self) -> None:
+    def errors(self) -> list[str]:
+        """What is wrong with these settings, each naming its setting (empty: nothing)."""
         errors = [f"{name}={getattr(self, name)} must be in [0, 100] (SQuAD points)"
                   for name in ("min_exact_match", "min_f1", "max_regression",
                                "max_quantization_drop")
@@ -48,8 +50,11 @@ class GateConfig:
         if not 0.0 < self.regression_confidence < 1.0:
             errors.append(f"regression_confidence={self.regression_confidence} must be in "
                           "(0, 1), e.g. 0.95")
-        if errors:
-            raise ValueError("Invalid evaluator settings: " + "; ".join(errors))
+        return errors
+
+    def validate(self) -> None:
+        if self.errors():
+            raise ValueError("Invalid evaluator settings: " + "; ".join(self.errors()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +76,8 @@ def question_scores(
     Their means are the official headline EM/F1 of `predictions` (v2.0: unanswerable
     questions have the gold answer '').
     """
+    from components.qa import metrics  # imports TensorFlow (through components.qa.squad)
+
     f1_of = metrics.f1_v2 if version_2 else metrics.f1_v1
     em, f1 = [], []
     for example in examples:
