@@ -69,14 +69,22 @@ def _count_records(artifact: types.Artifact, split: str) -> int:
         np.int64(0), lambda n, _: n + 1)) for p in files)
 
 
+def _int_property(artifact: types.Artifact, name: str) -> int | str:
+    """A property, or a custom property as TFX's ExampleGens record `span`/`version`."""
+    if artifact.has_property(name):
+        return getattr(artifact, name)
+    if artifact.has_custom_property(name):
+        return artifact.get_int_custom_property(name)
+    return NOT_RECORDED
+
+
 def _examples_data(examples: types.Artifact) -> dict[str, Any]:
     report = _read_json(os.path.join(examples.uri, example_gen.REPORT_FILE_NAME))
     if report != NOT_RECORDED:
         report = {k: report[k] for k in ("num_questions", "num_examples", "num_skipped")}
     return {
         "uri": examples.uri,
-        **{p: getattr(examples, p) if examples.has_property(p) else NOT_RECORDED
-           for p in ("span", "version")},
+        **{p: _int_property(examples, p) for p in ("span", "version")},
         "questions": {split: _count_records(examples, split)
                       for split in artifact_utils.decode_split_names(examples.split_names)},
         "invalid_records": report,

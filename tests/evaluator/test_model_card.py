@@ -43,7 +43,8 @@ def artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("card")
     vocab = write_vocab(root)
     examples = examples_artifact(root, EVAL_QUESTIONS, EVAL_QUESTIONS[:3])
-    examples.span, examples.version = 7, 2
+    examples.set_int_custom_property("span", 7)  # as SquadExampleGen records it
+    examples.version = 2
     _write(os.path.join(examples.uri, "invalid_records.json"), json.dumps(INVALID))
     windows = windows_artifact(root, vocab, EVAL_QUESTIONS)
     _write(os.path.join(windows.uri, "window_stats.json"), json.dumps(WINDOW_STATS))
