@@ -297,10 +297,10 @@ class Executor(base_executor.BaseExecutor):
             raise ValueError(f"quantizations has {calibrated} but no transformed_examples were "
                              "given to draw its representative training windows from")
 
-        examples = read_questions(
-            artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY]),
-            split, int(exec_properties.get(MAX_EVAL_EXAMPLES_KEY) or 0),
-        )
+        examples_artifact = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.EXAMPLES_KEY])
+        examples = read_questions(examples_artifact, split,
+                                  int(exec_properties.get(MAX_EVAL_EXAMPLES_KEY) or 0))
         version_2 = exec_properties.get(VERSION_2_KEY)
         if version_2 is None:
             version_2 = any(e.is_impossible for e in examples)
@@ -383,9 +383,8 @@ class Executor(base_executor.BaseExecutor):
         }
         _write_json(os.path.join(evaluation.uri, METRICS_FILE), summary)
         model_card.write_model_card(model_card.build_model_card(
-            summary, artifact_utils.get_single_instance(
-                input_dict[standard_component_specs.EXAMPLES_KEY]),
-            transformed[0] if transformed else None, model, spec), evaluation.uri)
+            summary, examples_artifact, transformed[0] if transformed else None, model, spec),
+            evaluation.uri)
         f1_by_model = {name: {e.id: f1 / 100.0 for e, f1 in zip(examples, s.f1, strict=True)}
                        for name, s in scores.items()}
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, REPORT_FILE), "w") as f:

@@ -82,12 +82,15 @@ def _dir_files(root: str, prefix: str) -> dict[str, str]:
     return files
 
 
-def files_to_push(model: types.Artifact, evaluation: types.Artifact) -> tuple[
-    dict[str, str], dict[str, str]
-]:
-    """({relative path: source} of the model files, the same of the evaluation files)."""
+def read_evaluation(evaluation: types.Artifact) -> dict[str, Any]:
+    """The QaEvaluator's metrics.json."""
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, evaluator.METRICS_FILE)) as f:
-        quantizations = json.load(f)["quantizations"]
+        return json.load(f)
+
+
+def files_to_push(model: types.Artifact, evaluation: types.Artifact,
+                  quantizations: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """({relative path: source} of the model files, the same of the evaluation files)."""
     model_files = {}
     for i, quantization in enumerate(quantizations):
         name = TFLITE_FILE if i == 0 else f"model_{quantization}.tflite"
@@ -109,14 +112,6 @@ def files_to_push(model: types.Artifact, evaluation: types.Artifact) -> tuple[
     if missing:
         raise FileNotFoundError(f"Cannot push: missing {missing}")
     return model_files, evaluation_files
-
-
-def manifest_settings(evaluation: types.Artifact) -> dict[str, Any]:
-    """The evaluation's serving settings (threshold, windows, SQuAD version) and blessing."""
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, evaluator.METRICS_FILE)) as f:
-        summary = json.load(f)
-    return {"serving_config": summary["serving_config"],
-            "blessing_reasons": summary["blessing"]["reasons"]}
 
 
 def content_hash(file_hashes: dict[str, str]) -> str:
@@ -286,10 +281,13 @@ class Executor(base_executor.BaseExecutor):
             raise ValueError(f"The blessing {blessing.uri!r} is for model id {blessed_id}, "
                              f"not for the model to push (id {model.id}, {model.uri!r})")
         destination = exec_properties[PUSH_DESTINATION_KEY]
-        model_files, evaluation_files = files_to_push(model, evaluation)
+        summary = read_evaluation(evaluation)
+        model_files, evaluation_files = files_to_push(model, evaluation,
+                                                      summary["quantizations"])
         version, is_new = push(destination, model_files, evaluation_files,
                                {"model_uri": model.uri, "evaluation_uri": evaluation.uri,
-                                **manifest_settings(evaluation)})
+                                "serving_config": summary["serving_config"],
+                                "blessing_reasons": summary["blessing"]["reasons"]})
         version_dir = os.path.join(destination, str(version))
         tf.io.gfile.makedirs(pushed.uri)
         tf.io.gfile.copy(os.path.join(version_dir, MANIFEST_FILE),

@@ -19,7 +19,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -30,7 +29,7 @@ from absl import logging
 
 from components.qa import int16_float_islands
 from components.qa import spec as spec_lib
-from components.qa.inference import SERVING_CONFIG_PREFIX, load_predictor
+from components.qa.inference import SERVING_CONFIG_PREFIX, TFLitePredictor, load_predictor
 
 QUANTIZATIONS = ("dynamic", "float32", "float16", "int8", "int16x8")
 # The quantizations calibrated on a representative dataset of training windows: they need
@@ -277,7 +276,8 @@ def latency_ms(
     Runs the .tflite file at `path` with `num_threads=threads`: one warm-up invoke, then
     `repeats` timed invokes cycling through `windows` (arrays `input_ids`, `input_mask`,
     `segment_ids`, each `[N, seq_len]`, as the file was exported). Only `invoke()` is timed,
-    not setting the inputs or reading the outputs. The figure is wall-clock time on this
+    not setting the inputs or reading the outputs (`inference.TFLitePredictor.invoke_ns`).
+    The figure is wall-clock time on this
     machine: other processes on its cores make it larger.
     """
     if threads < 1:
@@ -294,40 +294,17 @@ def latency_ms(
                              f"{arrays[0].shape}; got {array.shape}")
     if arrays[0].shape[0] == 0:
         raise ValueError("latency_ms needs at least one window")
-    interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads)
-    interpreter.allocate_tensors()
-    indices = _input_indices(interpreter, path)
-    seq_len = int(next(d["shape"][1] for d in interpreter.get_input_details()
-                       if d["index"] == indices[0]))
-    if arrays[0].shape[1] != seq_len:
-        raise ValueError(f"The model {path!r} takes seq_len={seq_len} tokens; got windows of "
-                         f"{arrays[0].shape[1]}")
+    predictor = TFLitePredictor(path, num_threads=threads)
+    if arrays[0].shape[1] != predictor.seq_len:
+        raise ValueError(f"The model {path!r} takes seq_len={predictor.seq_len} tokens; got "
+                         f"windows of {arrays[0].shape[1]}")
 
     def invoke(i: int) -> int:
         row = i % arrays[0].shape[0]
-        for index, array in zip(indices, arrays, strict=True):
-            interpreter.set_tensor(index, array[row : row + 1])
-        start = time.perf_counter_ns()
-        interpreter.invoke()
-        return time.perf_counter_ns() - start
+        return predictor.invoke_ns(*(array[row : row + 1] for array in arrays))
 
     invoke(0)  # warm-up: the first invoke prepares kernels and caches
     return statistics.median(invoke(i) for i in range(repeats)) / 1e6
-
-
-def _input_indices(interpreter: tf.lite.Interpreter, path: str) -> list[int]:
-    """The tensor indices of `WINDOW_INPUTS`, found as `inference.TFLitePredictor` does
-    without metadata: by the `serving_default` signature, which every exported file keeps."""
-    if "serving_default" not in interpreter.get_signature_list():
-        raise ValueError(f"The TFLite model {path!r} has no serving_default signature: "
-                         "cannot tell its inputs apart")
-    runner = interpreter.get_signature_runner("serving_default")
-    by_name = {k: v["index"] for k, v in runner.get_input_details().items()}
-    missing = [name for name in WINDOW_INPUTS if name not in by_name]
-    if missing:
-        raise ValueError(f"The TFLite model {path!r} lacks inputs {missing}; it has "
-                         f"{sorted(by_name)}")
-    return [by_name[name] for name in WINDOW_INPUTS]
 
 
 def best_spans(

@@ -157,11 +157,12 @@ def _read_id_map(path: str, value_type) -> dict:
 
 
 # Settings read from a .tflite file's metadata (`Predictor.serving_config`) when their flag
-# is not given: flag attribute -> (serving_config key, default without metadata).
+# is not given: flag attribute -> (serving_config key, default without metadata; None: the
+# default spec's).
 _MODEL_SETTINGS = {
-    "query_len": ("query_len", 64),
-    "doc_stride": ("doc_stride", 128),
-    "do_lower_case": ("do_lower_case", True),
+    "query_len": ("query_len", None),
+    "doc_stride": ("doc_stride", None),
+    "do_lower_case": ("do_lower_case", None),
     "version_2": ("version_2_with_negative", False),
     "null_score_diff_threshold": ("null_score_diff_threshold", 0.0),
 }
@@ -172,9 +173,11 @@ def _load_model(args: argparse.Namespace):
     from components.qa import inference, spec, windows
 
     predictor = inference.load_predictor(args.model)
+    default_spec = spec.MobileBertQaSpec()
     for flag, (key, default) in _MODEL_SETTINGS.items():
         if getattr(args, flag) is None:
-            setattr(args, flag, predictor.serving_config.get(key, default))
+            fallback = getattr(default_spec, key) if default is None else default
+            setattr(args, flag, predictor.serving_config.get(key, fallback))
     seq_len = args.seq_len or predictor.seq_len or spec.MobileBertQaSpec().seq_len
     if predictor.seq_len is not None and seq_len != predictor.seq_len:
         raise ValueError(
