@@ -21,11 +21,10 @@ from tfx.v1.extensions.google_cloud_ai_platform import (
 )
 
 from components.qa.spec import BertQaSpec
-from pipelines.config import ConfigError, PipelineConfig
+from pipelines.config import MULTI_MACHINE_STRATEGIES, ConfigError, PipelineConfig
 
 # The TPU VM machine type of Vertex AI custom training.
 TPU_MACHINE_TYPE = "cloud-tpu"
-_MULTI_REPLICA = ("multi_worker_mirrored", "parameter_server")
 # The PipelineConfig settings a Vertex AI training job is built from.
 VERTEX_SETTINGS = (
     "image", "gcp_project", "gcp_region", "vertex_machine_type", "vertex_accelerator_type",
@@ -60,7 +59,7 @@ def worker_pool_specs(config: PipelineConfig, spec: BertQaSpec) -> list[dict[str
                 "container_spec": dict(container)}
 
     pools = [pool(1, machine)]
-    if strategy in _MULTI_REPLICA:
+    if strategy in MULTI_MACHINE_STRATEGIES:
         if strategy == "parameter_server" and config.vertex_worker_count < 2:
             raise ConfigError(
                 f"vertex_worker_count={config.vertex_worker_count}: 'parameter_server' training "

@@ -3,16 +3,26 @@
 A `PipelineConfig` is built from defaults, then the environment (`from_env`: what the TFX
 CLI's runner files use), then `key=value` overrides (`with_overrides`: what `mbqa run --set`
 uses). Spec parameters are overridden as `spec.<name>=<value>` (e.g. `spec.seq_len=128`).
+Default outputs go under `RUN_DIR` (~/mbqa-runs). Relative local paths (pipeline_root,
+metadata_path, data_root, push_destination, a local spec.uri; `~` too) are made absolute
+against the current directory whenever a config is built (`__post_init__`), so a pipeline
+created in one directory runs from any other; gs:// and http(s) values stay as they are.
 `validate(target)` raises `ConfigError` naming the setting before any heavy work starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import hashlib
+import inspect
 import json
 import os
+import re
 import tempfile
 import typing
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,10 +32,23 @@ from components.qa import spec as spec_lib
 TARGETS = ("local", "kubeflow", "vertex")
 LOCAL_ORCHESTRATORS = ("local", "beam")
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
+# Strategies that need a cluster of machines (`TF_CONFIG`): Vertex AI training sets one up.
+MULTI_MACHINE_STRATEGIES = ("multi_worker_mirrored", "parameter_server")
 ENV_PREFIX = "MBQA_"
 # A directory is a Hub module if it holds one of these (TF2 SavedModel / TF1 Hub format).
 _HUB_MODULE_FILES = ("saved_model.pb", "tfhub_module.pb")
 _REMOTE_PREFIXES = ("gs://", "http://", "https://")
+# The default run directory: every default output (and the default data root) is under it.
+RUN_DIR = os.path.expanduser("~/mbqa-runs")
+# The placeholder `image`: Kubeflow and Vertex AI runs need a real one.
+PLACEHOLDER_IMAGE = "gcr.io/my-project/mobilebert-qa-tfx:latest"
+# Path settings made absolute against the current directory when a config is built.
+_LOCAL_PATH_SETTINGS = ("pipeline_root", "metadata_path", "data_root", "push_destination")
+_URL_PREFIXES = ("http://", "https://")
+# Seconds a HEAD request to an http(s) spec.uri may take before the URL counts as unreachable.
+_URL_TIMEOUT_S = 10
+_TRUE_TEXTS = ("true", "yes", "1")
+_FALSE_TEXTS = ("false", "no", "0")
 
 
 class ConfigError(ValueError):
@@ -80,12 +103,18 @@ class PipelineConfig:
       vertex_tpu_type: the TPU accelerator of 'tpu' training (a TPU VM).
       vertex_tpu_cores: TPU cores of 'tpu' training.
       vertex_service_account: service account of the Vertex AI training job ('' = default).
+      kubeflow_accelerator_type: GKE GPU type (cloud.google.com/gke-accelerator) of the
+        Kubeflow Trainer when it trains on GPUs ('' = no node selector).
+      kubeflow_tpu_type: GKE TPU type (cloud.google.com/gke-tpu-accelerator) of the
+        Kubeflow Trainer's 'tpu' training.
+      kubeflow_tpu_topology: the single-host TPU slice (cloud.google.com/gke-tpu-topology) of
+        the Kubeflow Trainer's 'tpu' training; it requests all its chips.
     """
 
     pipeline_name: str = "mobilebert-qa"
-    pipeline_root: str = "runs/pipeline"
+    pipeline_root: str = os.path.join(RUN_DIR, "pipeline")
     metadata_path: str = ""
-    data_root: str = "data/squad"
+    data_root: str = os.path.join(RUN_DIR, "data")
     train_pattern: str = "train/*.json"
     eval_pattern: str = "eval/*.json"
     skip_invalid: bool = False
@@ -104,14 +133,14 @@ class PipelineConfig:
     null_score_diff_threshold: float = 0.0
     tune_null_threshold: bool = False
     quantizations: list[str] = dataclasses.field(default_factory=lambda: ["dynamic"])
-    push_destination: str = "runs/serving"
+    push_destination: str = os.path.join(RUN_DIR, "serving")
     beam_pipeline_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
     )
     local_orchestrator: str = "local"
     enable_cache: bool = True
     with_data_validation: bool = True
-    image: str = "gcr.io/my-project/mobilebert-qa-tfx:latest"
+    image: str = PLACEHOLDER_IMAGE
     gcp_project: str = ""
     gcp_region: str = "us-central1"
     vertex_machine_type: str = "n1-standard-8"
@@ -121,19 +150,36 @@ class PipelineConfig:
     vertex_tpu_type: str = "TPU_V3"
     vertex_tpu_cores: int = 8
     vertex_service_account: str = ""
+    kubeflow_accelerator_type: str = "nvidia-tesla-t4"
+    kubeflow_tpu_type: str = "tpu-v5-lite-podslice"
+    kubeflow_tpu_topology: str = "2x4"
 
     # ---- building -------------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        """Makes relative local paths absolute against the current directory."""
+        for name in _LOCAL_PATH_SETTINGS:
+            setattr(self, name, _absolute(getattr(self, name)))
+        if isinstance(self.spec.get("uri"), str):
+            self.spec = {**self.spec, "uri": _absolute(self.spec["uri"])}
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineConfig:
-        """Defaults overridden by `MBQA_<SETTING>` variables (`MBQA_SPEC` is a JSON object)."""
+        """Defaults overridden by `MBQA_<SETTING>` variables (`MBQA_SPEC` is a JSON object).
+
+        Raises:
+          ConfigError: an `MBQA_` variable names no setting (the closest one is suggested).
+        """
         environ = os.environ if environ is None else environ
-        overrides = []
-        for field in dataclasses.fields(cls):
-            name = ENV_PREFIX + field.name.upper()
-            if name in environ:
-                overrides.append(f"{field.name}={environ[name]}")
-        return cls().with_overrides(overrides)
+        known = {ENV_PREFIX + field.name.upper(): field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known)
+        if unknown:
+            raise ConfigError("; ".join(
+                f"{name} is not a setting{_did_you_mean(name, known)}" for name in unknown
+            ) + "; `mbqa settings` lists the settings")
+        return cls().with_overrides(
+            f"{field}={environ[name]}" for name, field in known.items() if name in environ
+        )
 
     def to_env(self) -> dict[str, str]:
         """The `MBQA_<SETTING>` variables that `from_env` turns back into this config."""
@@ -141,13 +187,15 @@ class PipelineConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if value != getattr(type(self)(), field.name):
-                text = json.dumps(value) if isinstance(value, bool | list | dict) else str(value)
-                env[ENV_PREFIX + field.name.upper()] = text
+                env[ENV_PREFIX + field.name.upper()] = _env_text(value)
         return env
 
     def with_overrides(self, overrides: Iterable[str]) -> PipelineConfig:
-        """A copy with `key=value` overrides applied; `spec.<param>=value` sets one spec value."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
+        """A copy with `key=value` overrides applied; `spec.<param>=value` sets one spec value.
+
+        Each text is parsed by its setting's type (a spec value by its spec class parameter's
+        type; text values of a `spec=<JSON object>` too), booleans as true/yes/1 or false/no/0.
+        """
         types = typing.get_type_hints(type(self))
         values = dataclasses.asdict(self)
         for item in overrides:
@@ -156,13 +204,18 @@ class PipelineConfig:
             if not sep:
                 raise ConfigError(f"Override {item!r} is not of the form key=value")
             if key.startswith("spec."):
-                values["spec"] = {**values["spec"], key[len("spec."):]: _parse_json_or_text(text)}
-            elif key in fields:
+                values["spec"] = {**values["spec"], key[len("spec."):]: text}
+            elif key in types:
                 values[key] = _parse_value(key, types[key], text)
             else:
-                raise ConfigError(
-                    f"Unknown setting {key!r}; known: {sorted(fields)} and spec.<parameter>"
-                )
+                raise ConfigError(f"Unknown setting {key!r}{_did_you_mean(key, types)}; "
+                                  "`mbqa settings` lists them (spec values: spec.<parameter>)")
+        param_types = _spec_parameter_types(values["spec_class"])
+        values["spec"] = {
+            name: _parse_value(f"spec.{name}", param_types[name], value)
+            if isinstance(value, str) and name in param_types else value
+            for name, value in values["spec"].items()
+        }
         return type(self)(**values)
 
     # ---- derived values -------------------------------------------------------------------
@@ -209,28 +262,90 @@ class PipelineConfig:
                           f"{LOCAL_ORCHESTRATORS}")
         if not self.pipeline_name:
             errors.append("pipeline_name must not be empty")
-        if target == "vertex" and not self.pipeline_root.startswith("gs://"):
-            errors.append(
-                f"pipeline_root={self.pipeline_root!r}: Vertex AI Pipelines needs a gs:// root"
-            )
-        if target in ("kubeflow", "vertex") and not self.image:
-            errors.append("image must name the pipeline's container image")
+        if target != "local":
+            errors.extend(self._container_errors(target, spec))
         if target == "vertex" and self.gcp_project:
             if self.vertex_worker_count < 1 or self.vertex_parameter_server_count < 1:
                 errors.append("vertex_worker_count and vertex_parameter_server_count must be >= 1")
         if errors:
             raise ConfigError("Invalid pipeline configuration: " + "; ".join(errors))
         if target == "local":
-            check_hub_module(spec.uri)
+            check_hub_module(spec.uri, spec.is_tf2)
             if not os.path.isdir(self.data_root):
                 raise ConfigError(f"data_root={self.data_root!r} is not a directory")
             for name in ("pipeline_root", "push_destination"):
                 check_writable(name, getattr(self, name))
             check_writable("metadata_path", os.path.dirname(self.resolved_metadata_path()))
 
+    def _container_errors(self, target: str, spec: spec_lib.BertQaSpec) -> list[str]:
+        """Why the steps could not run in their containers on Kubeflow / Vertex AI."""
+        errors = []
+        if self.image in ("", PLACEHOLDER_IMAGE):
+            errors.append(f"image={self.image!r} is not the pipeline's image: build and push "
+                          "deploy/Dockerfile, then set image (--set image=... or MBQA_IMAGE)")
+        for name in ("pipeline_root", "data_root", "push_destination"):
+            value = getattr(self, name)
+            if not value.startswith("gs://"):
+                errors.append(f"{name}={value!r}: the {target} steps run in containers that "
+                              "see no local files; use a gs:// path")
+        if not spec.uri.startswith(_REMOTE_PREFIXES):
+            errors.append(f"spec.uri={spec.uri!r}: the {target} steps run in containers that "
+                          "see no local files; use a gs:// path or an http(s) URL")
+        strategy = spec.distribution_strategy
+        if strategy in MULTI_MACHINE_STRATEGIES and not (target == "vertex" and self.gcp_project):
+            errors.append(f"spec.distribution_strategy={strategy!r} needs several machines, but "
+                          f"the {target} Trainer is one container; train on Vertex AI "
+                          "(--target vertex with gcp_project) or use 'mirrored'")
+        if (target == "kubeflow" and strategy == "tpu"
+                and not re.fullmatch(r"[1-9]\d*(x[1-9]\d*)+", self.kubeflow_tpu_topology)):
+            errors.append(f"kubeflow_tpu_topology={self.kubeflow_tpu_topology!r} is not a TPU "
+                          "topology such as 2x4 or 2x2x1")
+        return errors
 
-def check_hub_module(uri: str) -> None:
-    """Raises ConfigError unless a local `uri` is a Hub module directory with a vocab."""
+
+class Setting(typing.NamedTuple):
+    """One setting as `mbqa settings` lists it."""
+
+    name: str
+    type: str
+    default: str  # As the text of its environment variable.
+    env_var: str
+    description: str
+
+
+def setting_descriptions() -> dict[str, str]:
+    """Each setting's description (one line), from PipelineConfig's docstring `Attributes:`."""
+    section = inspect.cleandoc(PipelineConfig.__doc__ or "").partition("\nAttributes:\n")[2]
+    return {name: " ".join(text.split())
+            for name, text in re.findall(r"^  (\w+): (.*(?:\n    .*)*)", section, re.M)}
+
+
+def list_settings() -> list[Setting]:
+    """Every setting of PipelineConfig with its type, default, variable and description."""
+    descriptions = setting_descriptions()
+    return [
+        Setting(field.name, str(field.type), _env_text(
+            field.default_factory() if field.default is dataclasses.MISSING else field.default
+        ), ENV_PREFIX + field.name.upper(), descriptions[field.name])
+        for field in dataclasses.fields(PipelineConfig)
+    ]
+
+
+def check_hub_module(uri: str, is_tf2: bool) -> None:
+    """Raises ConfigError unless `uri` serves a Hub module in the format `is_tf2` names.
+
+    A local directory must be a Hub module with assets/vocab.txt: in the TF1 Hub format
+    (tfhub_module.pb, beside saved_model.pb) for is_tf2=False, a TF2 SavedModel (saved_model.pb
+    only) for is_tf2=True. An http(s) URL in TF Hub's cache has its format checked, else it must
+    answer a HEAD request. gs:// paths are not checked (reading them needs TensorFlow).
+    """
+    if uri.startswith(_URL_PREFIXES):
+        cached = _tfhub_cache_path(uri)
+        if os.path.isdir(cached) and os.listdir(cached):
+            _check_hub_format(uri, cached, is_tf2)
+        else:
+            _check_url_reachable(uri)
+        return
     if uri.startswith(_REMOTE_PREFIXES):
         return
     if not os.path.isdir(uri):
@@ -239,6 +354,7 @@ def check_hub_module(uri: str) -> None:
         raise ConfigError(
             f"spec.uri={uri!r} is not a TF-Hub module: it has neither of {_HUB_MODULE_FILES}"
         )
+    _check_hub_format(uri, uri, is_tf2)
     if not os.path.isfile(os.path.join(uri, "assets", "vocab.txt")):
         raise ConfigError(
             f"spec.uri={uri!r} has no assets/vocab.txt: a BERT/MobileBERT module ships its "
@@ -258,22 +374,84 @@ def check_writable(name: str, path: str) -> None:
         raise ConfigError(f"{name}={path!r} is not a writable directory: {e}") from e
 
 
-def _parse_json_or_text(text: str) -> Any:
+def _absolute(path: str) -> str:
+    """A local `path` made absolute (`~` expanded); '', gs:// and http(s) as they are."""
+    if not path or path.startswith(_REMOTE_PREFIXES):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _check_hub_format(uri: str, path: str, is_tf2: bool) -> None:
+    """Raises ConfigError unless the Hub module at `path` (spec.uri's) is in is_tf2's format."""
+    tf1 = os.path.isfile(os.path.join(path, "tfhub_module.pb"))
+    if tf1 and is_tf2:
+        raise ConfigError(f"spec.uri={uri!r} is a TF1 Hub module (it has tfhub_module.pb) but "
+                          "spec.is_tf2=True; set spec.is_tf2=False")
+    if not tf1 and not is_tf2 and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ConfigError(f"spec.uri={uri!r} is a TF2 SavedModel (saved_model.pb, no "
+                          "tfhub_module.pb) but spec.is_tf2=False; set spec.is_tf2=True")
+
+
+def _tfhub_cache_path(handle: str) -> str:
+    """Where tensorflow_hub caches the module of a URL (its resolver's rule, without TF)."""
+    cache_dir = (os.environ.get("TFHUB_CACHE_DIR")
+                 or os.path.join(tempfile.gettempdir(), "tfhub_modules"))
+    return os.path.join(cache_dir, hashlib.sha1(handle.encode("utf8")).hexdigest())
+
+
+def _check_url_reachable(uri: str) -> None:
+    """Raises ConfigError if a HEAD request to spec.uri `uri` fails or finds nothing."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        with urllib.request.urlopen(urllib.request.Request(uri, method="HEAD"),
+                                    timeout=_URL_TIMEOUT_S):
+            pass
+    except urllib.error.HTTPError as e:  # The server answered: only "no such module" is fatal.
+        if e.code in (404, 410):
+            raise ConfigError(f"spec.uri={uri!r} was not found (HTTP {e.code})") from e
+    except OSError as e:  # URLError, timeouts.
+        raise ConfigError(
+            f"spec.uri={uri!r} cannot be reached ({getattr(e, 'reason', e)}); this machine may "
+            "be offline: set spec.uri to a local Hub module (`mbqa make-encoder --out DIR` "
+            "writes one)"
+        ) from e
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' with the known name closest to `name`, or ''."""
+    matches = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {matches[0]}?)" if matches else ""
+
+
+def _env_text(value: Any) -> str:
+    """A setting's value as the text of its `MBQA_<SETTING>` variable."""
+    return json.dumps(value) if isinstance(value, bool | list | dict) else str(value)
+
+
+def _spec_parameter_types(spec_class: str) -> dict[str, Any]:
+    """The parameter types of a spec class's constructor ({} if unknown: build_spec says so)."""
+    if spec_class not in spec_lib.SPECS:
+        return {}
+    types = typing.get_type_hints(spec_lib.SPECS[spec_class].__init__)
+    types.pop("return", None)
+    return types
 
 
 def _parse_value(key: str, type_: Any, text: str) -> Any:
-    """Parses an override's text as the setting's type; ConfigError names the setting."""
+    """Parses a setting's (or spec parameter's) text as its type; ConfigError names it.
+
+    Booleans are true/yes/1 or false/no/0 (any case); `X | None` also takes null or None.
+    """
+    if type(None) in typing.get_args(type_):
+        if text.strip() in ("null", "None"):
+            return None
+        type_ = next(t for t in typing.get_args(type_) if t is not type(None))
     origin = typing.get_origin(type_) or type_
     try:
         if origin is bool:
             lowered = text.strip().lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError("expected true or false")
-            return lowered in ("true", "1", "yes")
+            if lowered not in _TRUE_TEXTS + _FALSE_TEXTS:
+                raise ValueError("expected true/false, yes/no or 1/0")
+            return lowered in _TRUE_TEXTS
         if origin in (int, float):
             return origin(text)
         if origin is list:
@@ -289,4 +467,5 @@ def _parse_value(key: str, type_: Any, text: str) -> Any:
             return value
         return text
     except (ValueError, json.JSONDecodeError) as e:
-        raise ConfigError(f"Setting {key}={text!r} is not a valid {type_}: {e}") from e
+        name = getattr(type_, "__name__", str(type_))
+        raise ConfigError(f"Setting {key}={text!r} is not a valid {name}: {e}") from e

@@ -11,12 +11,8 @@ model and pushes only if the new model is at least as good.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
-import json
 import os
-
-from absl import logging
 
 from pipelines.config import PipelineConfig
 
@@ -69,117 +65,11 @@ def prepare_inputs(config: PipelineConfig, num_questions: int = DEMO_QUESTIONS) 
         encoders.make_encoder(encoder_dir, tf_format=encoders.TF1, seed=0)
 
 
-@dataclasses.dataclass
-class RunSummary:
-    """What the pipeline's runs left in ML Metadata, oldest first."""
-
-    executions: dict[str, list[str]]  # node id -> the states of its executions
-    evaluation_uris: list[str]  # ModelEvaluation artifacts
-    pushed: list[dict]  # PushedModel artifacts: uri and custom properties
-
-
-def run_summary(config: PipelineConfig) -> RunSummary:
-    """Reads the pipeline's executions and artifacts from its ML Metadata SQLite store."""
-    from ml_metadata import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-    from tfx.orchestration import metadata
-
-    store = metadata_store.MetadataStore(
-        metadata.sqlite_metadata_connection_config(config.resolved_metadata_path())
-    )
-    state_name = metadata_store_pb2.Execution.State.Name
-    prefix = f"{config.pipeline_name}."
-    executions = {}
-    for context in store.get_contexts_by_type("node"):
-        if context.name.startswith(prefix):
-            found = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-            executions[context.name[len(prefix):]] = [state_name(e.last_known_state)
-                                                     for e in found]
-
-    def artifacts(type_name: str) -> list:
-        return sorted(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
-
-    pushed = [
-        {"uri": a.uri, **{k: getattr(v, v.WhichOneof("value"))
-                          for k, v in a.custom_properties.items() if v.WhichOneof("value")}}
-        for a in artifacts("PushedModel")
-    ]
-    return RunSummary(executions, [a.uri for a in artifacts("ModelEvaluation")], pushed)
-
-
-def answer_one_question(config: PipelineConfig, tflite_path: str) -> dict[str, str]:
-    """The first eval question, its expected answer, and the answers of `mbqa answer`'s
-    code and of the TFLite Task Library (or why the file does not work there)."""
-    from components.qa import answering, inference, squad_json, task_library
-    from components.qa.windows import WindowConfig, WindowMaker
-
-    pattern = config.eval_pattern.replace("{SPAN}", "*")
-    path = sorted(glob.glob(os.path.join(config.data_root, pattern)))[-1]
-    example = squad_json.read_squad_examples(path)[0][0]
-    predictor = inference.load_predictor(tflite_path)
-    maker = WindowMaker(predictor.vocab_path, WindowConfig.from_spec(config.build_spec()))
-    answers = answering.answer_questions(predictor, [example], maker)
-    try:
-        library_answer = task_library.answer(tflite_path, example.context, example.question)
-    except RuntimeError as e:
-        library_answer = f"(does not work in the Task Library: {e})"
-    return {
-        "Question": example.question,
-        "Expected": example.answer_texts[0] if example.answer_texts else "",
-        "mbqa answer": answers.predictions[example.id],
-        "Task Library": library_answer,
-    }
-
-
-def print_metrics(evaluation: dict) -> None:
-    """EM/F1 of every scored model, TFLite agreement with the SavedModel, and the blessing."""
-    print(f"  {evaluation['num_questions']} {evaluation['eval_split']} questions")
-    for name, scores in evaluation["models"].items():
-        line = f"  {name:18} EM {scores['exact_match']:6.2f}  F1 {scores['f1']:6.2f}"
-        agreement = scores.get("agreement")
-        if agreement:
-            diff = max(agreement["max_abs_diff_start"], agreement["max_abs_diff_end"])
-            line += (f"  {scores['size_bytes'] / 1e6:.1f} MB, vs SavedModel: max |logit diff| "
-                     f"{diff:.3f}, same best span {100 * agreement['same_best_span_share']:.0f}%"
-                     f", Task Library: {'yes' if scores['task_library']['compatible'] else 'no'}")
-        print(line)
-    blessing = evaluation["blessing"]
-    print(f"  {'blessed' if blessing['blessed'] else 'NOT blessed'}:")
-    for reason in blessing["reasons"]:
-        print(f"    {reason}")
-
-
-def print_report(config: PipelineConfig) -> None:
-    """Prints the last run's EM/F1, the pushed .tflite file and one answered question."""
-    summary = run_summary(config)
-    print(f"Pipeline artifacts: {config.pipeline_root}")
-    print(f"ML Metadata:        {config.resolved_metadata_path()}")
-    if summary.evaluation_uris:
-        metrics_path = os.path.join(summary.evaluation_uris[-1], "metrics.json")
-        print(f"Evaluation:         {metrics_path}")
-        with open(metrics_path, encoding="utf-8") as f:
-            print_metrics(json.load(f))
-    pushed = [p for p in summary.pushed if p.get("pushed")]
-    if not pushed:
-        print(f"No model pushed to {config.push_destination} (not blessed)")
-        return
-    destination = pushed[-1].get("pushed_destination") or pushed[-1]["uri"]
-    tflite_files = sorted(glob.glob(os.path.join(destination, "**", "*.tflite"), recursive=True))
-    print(f"Pushed model:       {destination}")
-    for path in tflite_files:
-        print(f"  {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
-    if tflite_files:
-        for label, text in answer_one_question(config, tflite_files[0]).items():
-            print(f"{label + ':':14}{text}")
-
-
-def run_demo(out_dir: str, train_steps: int | None = None, overrides: list[str] = ()) -> int:
-    """Prepares the inputs, runs the pipeline, prints its results; returns an exit code."""
-    from pipelines.local_runner import run_local
+def run_demo(out_dir: str, train_steps: int | None = None, overrides: list[str] = (),
+             verbose: bool = False) -> int:
+    """Prepares the inputs, runs the pipeline, prints its results; returns the exit status."""
+    from pipelines.run_console import run_and_report
 
     config = demo_config(out_dir, train_steps or DEMO_TRAIN_STEPS).with_overrides(overrides)
-    logging.info("Demo: synthetic data and a tiny encoder under %s", out_dir)
-    prepare_inputs(config)
-    run_local(config)
-    print_report(config)
-    return 0
+    print(f"Demo: synthetic data and a tiny encoder under {os.path.abspath(out_dir)}")
+    return run_and_report(config, verbose=verbose, prepare=lambda: prepare_inputs(config))

@@ -1,15 +1,25 @@
 """Runs the pipeline locally on the Beam DirectRunner, ML Metadata in SQLite.
 
 The TFX CLI way (settings from `MBQA_<SETTING>` environment variables, see
-`pipelines.config`):
+`pipelines.config`), from any directory:
 
-    tfx pipeline create --engine local --pipeline_path pipelines/local_runner.py
+    tfx pipeline create --engine local --pipeline_path "$(mbqa runner-path local)"
     tfx run create --engine local --pipeline_name mobilebert-qa
 
 or `mbqa run --set data_root=... --set spec.uri=...`.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+
+if not __package__:  # Run by path (the TFX CLI, `python .../local_runner.py`): this checkout.
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import logging
 from tfx import v1 as tfx
@@ -31,7 +41,26 @@ def run_local(config: PipelineConfig) -> None:
     logging.info("Running pipeline %r (%s runner); artifacts under %s, ML Metadata in %s",
                  config.pipeline_name, config.local_orchestrator, config.pipeline_root,
                  config.resolved_metadata_path())
-    runner.run(pipeline)
+    with private_temp_dir():
+        runner.run(pipeline)
+
+
+@contextlib.contextmanager
+def private_temp_dir() -> Iterator[str]:
+    """Points `tempfile` and TMPDIR (Beam's worker processes) at a new directory, removed at
+    the end: TFX builds a 16 MB package per Beam component there, and executors leave files."""
+    directory = tempfile.mkdtemp(prefix="mbqa-run-")
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = directory
+    try:
+        yield directory
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved[1]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from components.trainer.run_fn import TRIM_PADDING_KEY, WARM_START_KEY
 from pipelines.config import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
+TRAINER_ID = "Trainer"
 # Names of the Vertex AI runtime parameters (KubeflowV2DagRunner only).
 PARAM_DATA_ROOT = "data_root"
 PARAM_TRAIN_ARGS = "train_args"
@@ -72,7 +73,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
         custom_config=trainer_custom_config(config),
         vertex_training=vertex_training(config, target),
-    ).with_id("Trainer")
+    ).with_id(TRAINER_ID)
     evaluator = QaEvaluator(
         examples=example_gen.outputs["examples"],
         transformed_examples=transform.outputs["transformed_examples"],

@@ -1,6 +1,6 @@
 """Compiles the pipeline for Vertex AI Pipelines (KubeflowV2DagRunner: a PipelineJob JSON).
 
-    tfx pipeline create --engine vertex --pipeline_path pipelines/vertex_runner.py
+    tfx pipeline create --engine vertex --pipeline_path "$(mbqa runner-path vertex)"
     tfx run create --engine vertex --pipeline_name mobilebert-qa --project P --region R
 
 or `mbqa compile --target vertex --out pipeline.json`, then `mbqa deploy submit|schedule`.
@@ -12,6 +12,10 @@ data root, training steps, spec, thresholds and push destination stay RuntimePar
 from __future__ import annotations
 
 import os
+import sys
+
+if not __package__:  # Run by path (the TFX CLI, `python .../vertex_runner.py`): this checkout.
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import logging
 from tfx import v1 as tfx

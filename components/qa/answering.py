@@ -13,12 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from components.qa import postprocess
+from components.qa import postprocess, progress
 from components.qa.squad import SquadExample
 
 # Windows predicted and postprocessed together, in batches (bounds the memory held).
 _WINDOWS_PER_CHUNK = 256
-_LOG_EVERY_S = 10.0
 
 
 def answer_questions(
@@ -34,17 +33,17 @@ def answer_questions(
 ) -> postprocess.Answers:
     """Answers `examples` with `predictor` (`inference.Predictor`) over `maker`'s windows.
 
-    Logs progress (questions done / total, windows per second).
+    Shows the questions answered (`progress.progress`) and logs the windows per second.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     answers = postprocess.Answers()
-    total = len(examples)
-    started = last_log = time.monotonic()
-    done = num_windows = 0
+    started = time.monotonic()
+    num_windows = 0
     pending_examples, pending_windows = [], []
 
-    def flush() -> None:
+    def flush() -> int:
+        """Answers the pending questions; how many there were."""
         start_logits, end_logits = _predict(predictor, pending_windows, batch_size)
         chunk = postprocess.predict_answers(
             pending_examples,
@@ -61,25 +60,26 @@ def answer_questions(
         answers.predictions.update(chunk.predictions)
         answers.nbest.update(chunk.nbest)
         answers.null_odds.update(chunk.null_odds)
+        flushed = len(pending_examples)
         pending_examples.clear()
         pending_windows.clear()
+        return flushed
 
-    logging.info("Answering %d questions (batch size %d)", total, batch_size)
-    for example in examples:
-        windows = maker.make_windows(example, training=False)
-        pending_examples.append(example)
-        pending_windows.extend(windows)
-        num_windows += len(windows)
-        if len(pending_windows) >= _WINDOWS_PER_CHUNK:
-            done += len(pending_examples)
-            flush()
-            if time.monotonic() - last_log >= _LOG_EVERY_S:
-                last_log = time.monotonic()
-                _log_progress(done, total, num_windows, last_log - started)
-    if pending_examples:
-        done += len(pending_examples)
-        flush()
-    _log_progress(done, total, num_windows, time.monotonic() - started)
+    logging.info("Answering %d questions (batch size %d)", len(examples), batch_size)
+    with progress.progress(total=len(examples), desc="Answering", unit="questions") as bar:
+        for example in examples:
+            windows = maker.make_windows(example, training=False)
+            pending_examples.append(example)
+            pending_windows.extend(windows)
+            num_windows += len(windows)
+            if len(pending_windows) >= _WINDOWS_PER_CHUNK:
+                bar.update(flush())
+        if pending_examples:
+            bar.update(flush())
+    logging.info(
+        "Answered %d questions (%d windows, %.1f windows/s)",
+        len(examples), num_windows, num_windows / max(time.monotonic() - started, 1e-9),
+    )
     return answers
 
 
@@ -98,10 +98,3 @@ def _predict(predictor, windows: Sequence, batch_size: int) -> tuple[np.ndarray,
         starts.append(start)
         ends.append(end)
     return np.concatenate(starts), np.concatenate(ends)
-
-
-def _log_progress(done: int, total: int, num_windows: int, seconds: float) -> None:
-    logging.info(
-        "Answered %d/%d questions (%d windows, %.1f windows/s)",
-        done, total, num_windows, num_windows / max(seconds, 1e-9),
-    )

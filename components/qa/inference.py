@@ -10,9 +10,13 @@ segment_ids)` takes int32 `[batch, seq_len]` arrays and returns float32
 - A `.tflite` file is run with `tf.lite.Interpreter` one window at a time (batch 1, as
   exported); its tensors are found by their metadata names (`ids`, `mask`, `segment_ids`,
   `start_logits`, `end_logits`) or, without metadata, by its `serving_default` signature;
-  the vocab packed in its metadata is extracted to a temporary file, and the settings it
-  was evaluated with (`query_len`, `doc_stride`, SQuAD 2.0 threshold...) are read from
-  the metadata description's `SERVING_CONFIG_PREFIX` line into `serving_config`.
+  the vocab packed in its metadata is written to a temporary directory when `vocab_path`
+  is first read, and the settings it was evaluated with (`query_len`, `doc_stride`, SQuAD
+  2.0 threshold...) are read from the metadata description's `SERVING_CONFIG_PREFIX` line
+  into `serving_config`.
+
+A predictor removes what it wrote to disk on `close()`, or at the end of a `with` block:
+`with load_predictor(path) as predictor: ...`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import abc
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -40,12 +45,28 @@ SERVING_CONFIG_PREFIX = "mbqa serving config: "
 class Predictor(abc.ABC):
     """Runs a QA model on windows: int32 `[B, L]` ids, mask, segment ids → two logits."""
 
-    def __init__(self, path: str, seq_len: int | None, vocab_path: str | None,
-                 serving_config: dict | None = None):
+    def __init__(self, path: str, seq_len: int | None, serving_config: dict | None = None):
         self.path = path
         self.seq_len = seq_len
         self.serving_config = serving_config or {}
-        self.vocab_path = vocab_path
+        self._temp_dir: str | None = None
+
+    @property
+    @abc.abstractmethod
+    def vocab_path(self) -> str | None:
+        """The model's WordPiece vocab file, or None if it carries none."""
+
+    def close(self) -> None:
+        """Removes the temporary files the predictor wrote (a .tflite file's vocab)."""
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def predict(
         self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray
@@ -100,7 +121,13 @@ class SavedModelPredictor(Predictor):
             )
         seq_len = inputs["input_ids"].shape[1] if inputs["input_ids"].shape.rank == 2 else None
         vocab = os.path.join(path, "assets", VOCAB_FILE_NAME)
-        super().__init__(path, seq_len, vocab if tf.io.gfile.exists(vocab) else None)
+        self._vocab_path = vocab if tf.io.gfile.exists(vocab) else None
+        super().__init__(path, seq_len)
+
+    @property
+    def vocab_path(self) -> str | None:
+        """`assets/vocab.txt` of the SavedModel, if present."""
+        return self._vocab_path
 
     def _predict(self, input_ids, input_mask, segment_ids):
         out = self._fn(
@@ -154,11 +181,21 @@ class TFLitePredictor(Predictor):
         self._input_indices = [by_in[n] for n in wanted_in]
         self._output_indices = [by_out[n] for n in wanted_out]
         shape = next(d["shape"] for d in inputs if d["index"] == self._input_indices[0])
-        vocab_path, serving_config = None, None
-        if metadata is not None:
-            vocab_path = _extract_packed_file(model_buffer, VOCAB_FILE_NAME)
-            serving_config = serving_config_of(metadata)
-        super().__init__(path, int(shape[1]), vocab_path, serving_config)
+        self._vocab = None if metadata is None else _packed_file(model_buffer, VOCAB_FILE_NAME)
+        serving_config = None if metadata is None else serving_config_of(metadata)
+        super().__init__(path, int(shape[1]), serving_config)
+
+    @property
+    def vocab_path(self) -> str | None:
+        """The vocab packed in the metadata, written on first use to a temporary directory
+        that `close()` removes; None if none is packed."""
+        if self._vocab is None:
+            return None
+        if self._temp_dir is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="mbqa_tflite_")
+            with open(os.path.join(self._temp_dir, VOCAB_FILE_NAME), "wb") as f:
+                f.write(self._vocab)
+        return os.path.join(self._temp_dir, VOCAB_FILE_NAME)
 
     def invoke_ns(self, input_ids, input_mask, segment_ids) -> int:
         """Runs one window (int32 arrays `[1, seq_len]`); the nanoseconds `invoke()` took."""
@@ -199,21 +236,19 @@ def serving_config_of(metadata: dict) -> dict | None:
     return None
 
 
-def _extract_packed_file(model_buffer: bytes, name: str) -> str | None:
-    """Writes a file packed in the TFLite metadata to a temporary dir; None if absent."""
+def _packed_file(model_buffer: bytes, name: str) -> bytes | None:
+    """The bytes of a file packed in the TFLite metadata; None if absent."""
     from tensorflow_lite_support.metadata.python import metadata
 
     displayer = metadata.MetadataDisplayer.with_model_buffer(model_buffer)
     if name not in displayer.get_packed_associated_file_list():
         return None
-    path = os.path.join(tempfile.mkdtemp(prefix="mbqa_tflite_"), name)
-    with open(path, "wb") as f:
-        f.write(displayer.get_associated_file_buffer(name))
-    return path
+    return displayer.get_associated_file_buffer(name)
 
 
 def load_predictor(path: str) -> Predictor:
-    """A `Predictor` for a SavedModel directory or a `.tflite` file."""
+    """A `Predictor` for a SavedModel directory or a `.tflite` file; `close()` it (or use
+    it in a `with` block) once its `vocab_path` is no longer needed."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"No model at {path!r} (expected a SavedModel dir or .tflite)")
     if tf.io.gfile.isdir(path):

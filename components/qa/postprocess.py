@@ -26,9 +26,13 @@ import numpy as np
 
 from components.qa.squad import SquadExample
 
-# The files of `write_answers`, beside the predictions file (run_squad.py's names).
+# The files of `write_answers` beside the predictions file: run_squad.py's names (the
+# evaluator's and Model Maker's layout), or with `from_stem` `<stem>.nbest.json` and
+# `<stem>.null_odds.json` (`mbqa predict`: several predictions can share a folder).
 NBEST_FILE_NAME = "nbest_predictions.json"
 NULL_ODDS_FILE_NAME = "null_odds.json"
+NBEST_SUFFIX = ".nbest.json"
+NULL_ODDS_SUFFIX = ".null_odds.json"
 
 _RawResult = collections.namedtuple("RawResult", ["unique_id", "start_logits", "end_logits"])
 
@@ -203,23 +207,34 @@ def _check_shapes(windows: Sequence, start_logits: np.ndarray, end_logits: np.nd
             )
 
 
-def answer_file_paths(predictions_path: str, version_2: bool) -> dict[str, str]:
-    """Where `write_answers` puts each `Answers` field (null odds only for SQuAD 2.0)."""
-    directory = os.path.dirname(predictions_path)
-    paths = {"predictions": predictions_path,
-             "nbest": os.path.join(directory, NBEST_FILE_NAME)}
+def answer_file_paths(
+    predictions_path: str, version_2: bool, from_stem: bool = False
+) -> dict[str, str]:
+    """Where `write_answers` puts each `Answers` field (null odds only for SQuAD 2.0):
+    beside `predictions_path`, named as run_squad.py does or, `from_stem`, after it
+    (`dev.json` → `dev.nbest.json`, `dev.null_odds.json`)."""
+    if from_stem:
+        stem = os.path.splitext(predictions_path)[0]
+        nbest, null_odds = stem + NBEST_SUFFIX, stem + NULL_ODDS_SUFFIX
+    else:
+        directory = os.path.dirname(predictions_path)
+        nbest = os.path.join(directory, NBEST_FILE_NAME)
+        null_odds = os.path.join(directory, NULL_ODDS_FILE_NAME)
+    paths = {"predictions": predictions_path, "nbest": nbest}
     if version_2:
-        paths["null_odds"] = os.path.join(directory, NULL_ODDS_FILE_NAME)
+        paths["null_odds"] = null_odds
     return paths
 
 
-def write_answers(answers: Answers, predictions_path: str, version_2: bool) -> dict[str, str]:
-    """Writes the answers as run_squad.py does: `predictions_path` (id → text), with
-    `nbest_predictions.json` and, for SQuAD 2.0, `null_odds.json` beside it (local or any
+def write_answers(
+    answers: Answers, predictions_path: str, version_2: bool, from_stem: bool = False
+) -> dict[str, str]:
+    """Writes the answers as run_squad.py does: `predictions_path` (id → text), with the
+    n-best and, for SQuAD 2.0, the null odds beside it (`answer_file_paths`; local or any
     `tf.io.gfile` path). Returns the paths written, by field."""
     import tensorflow as tf
 
-    paths = answer_file_paths(predictions_path, version_2)
+    paths = answer_file_paths(predictions_path, version_2, from_stem)
     directory = os.path.dirname(predictions_path)
     if directory:
         tf.io.gfile.makedirs(directory)

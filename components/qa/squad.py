@@ -2,14 +2,17 @@
 
 `SquadExample` is what the ExampleGen writes (one tf.Example per question) and what
 the windows, the evaluator and `mbqa predict` read. The feature names below are the
-contract between the components.
+contract between the components. TensorFlow is imported only where a tf.Example is made or
+read, so that the metrics and `mbqa evaluate` use `SquadExample` without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # tf.Example feature names written by SquadExampleGen.
 ID = "id"
@@ -38,33 +41,35 @@ class SquadExample:
     plausible_answer_starts: tuple[int, ...] = ()
 
 
-def _bytes(values: list[str]) -> tf.train.Feature:
-    encoded = [v.encode("utf-8") for v in values]
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
-
-
-def _ints(values: list[int]) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
 def to_tf_example(example: SquadExample) -> tf.train.Example:
     """Encodes a question as a tf.Example (strings as UTF-8 bytes)."""
+    import tensorflow as tf
+
+    def texts(values: tuple[str, ...]) -> tf.train.Feature:
+        encoded = [v.encode("utf-8") for v in values]
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
+
+    def ints(values: tuple[int, ...]) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
     feature = {
-        ID: _bytes([example.id]),
-        TITLE: _bytes([example.title]),
-        CONTEXT: _bytes([example.context]),
-        QUESTION: _bytes([example.question]),
-        ANSWER_TEXTS: _bytes(list(example.answer_texts)),
-        ANSWER_STARTS: _ints(list(example.answer_starts)),
-        IS_IMPOSSIBLE: _ints([int(example.is_impossible)]),
-        PLAUSIBLE_ANSWER_TEXTS: _bytes(list(example.plausible_answer_texts)),
-        PLAUSIBLE_ANSWER_STARTS: _ints(list(example.plausible_answer_starts)),
+        ID: texts((example.id,)),
+        TITLE: texts((example.title,)),
+        CONTEXT: texts((example.context,)),
+        QUESTION: texts((example.question,)),
+        ANSWER_TEXTS: texts(example.answer_texts),
+        ANSWER_STARTS: ints(example.answer_starts),
+        IS_IMPOSSIBLE: ints((int(example.is_impossible),)),
+        PLAUSIBLE_ANSWER_TEXTS: texts(example.plausible_answer_texts),
+        PLAUSIBLE_ANSWER_STARTS: ints(example.plausible_answer_starts),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
 def from_tf_example(example: tf.train.Example | bytes) -> SquadExample:
     """Decodes a tf.Example written by `to_tf_example` (or its serialized bytes)."""
+    import tensorflow as tf
+
     if isinstance(example, bytes):
         example = tf.train.Example.FromString(example)
     f = example.features.feature

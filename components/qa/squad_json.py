@@ -1,17 +1,27 @@
 """Reading and validating SQuAD v1.1 / v2.0 JSON files into `SquadExample`s.
 
-A file is read whole through `tf.io.gfile` (local paths, gs://, ...); gzip-compressed
-files are recognised by their magic bytes and decompressed transparently, and a UTF-8
-byte-order mark is accepted. Offsets (`answer_start`) count Unicode code points, as
-Python's `str` does.
+A file is read whole (local paths with `open`, others such as gs:// through `tf.io.gfile`,
+so reading a local file does not import TensorFlow); gzip-compressed files are recognised
+by their magic bytes and decompressed transparently, and a UTF-8 byte-order mark is
+accepted. Offsets (`answer_start`) count Unicode code points, as Python's `str` does.
+
+A file named `*.jsonl` (or `*.jsonl.gz`) holds JSON lines instead: one question per line,
+`{"id", "question", "context"}` with an optional `title` (and `answers`, `is_impossible`,
+`plausible_answers` as in SQuAD); blank lines are ignored.
+
+Labelled reading (training, evaluation) needs every question's answers, or
+`is_impossible: true`. Unlabelled reading (`labelled=False`, for prediction) also takes
+questions without an `answers` field or with an empty list; answers that are given are
+still checked.
 
 Two kinds of problems:
 - a whole-file problem (unreadable, empty, not JSON, not SQuAD's layout) raises
   `SquadFileError` naming the file and, where it applies, the JSON location;
 - a problem with one question (missing or wrongly typed field, empty text, an
   `answer_start` that does not point at the answer text, text that is not valid
-  Unicode, a repeated id) gives an `InvalidRecord` naming the file, the question id
-  and the field. `read_squad_examples` raises it as `InvalidQuestionError` or, with
+  Unicode, a repeated id; a JSON line that is not a JSON object) gives an
+  `InvalidRecord` naming the file, the question id (JSON lines: the line) and the
+  field. `read_squad_examples` raises it as `InvalidQuestionError` or, with
   `skip_invalid=True`, returns it next to the valid questions.
 """
 
@@ -24,11 +34,12 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import tensorflow as tf
-
 from components.qa.squad import SquadExample
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz")
+# The location of a JSON line's question: 'line 3' (1-based).
+_LINE = "line "
 
 
 class SquadFileError(ValueError):
@@ -42,8 +53,10 @@ class InvalidRecord:
     Attributes:
       file: the file's path, as given.
       question_id: the question's `id` ('' when the question has no usable id).
-      location: where the question is in the JSON, e.g. 'data[0].paragraphs[3].qas[1]'.
-      field: the offending field, relative to the question, e.g. 'answers[0].answer_start'.
+      location: where the question is in the JSON, e.g. 'data[0].paragraphs[3].qas[1]',
+        or in a JSON-lines file, e.g. 'line 3'.
+      field: the offending field, relative to the question, e.g. 'answers[0].answer_start'
+        ('' when the whole JSON line is wrong).
       reason: what is wrong with it.
     """
 
@@ -54,9 +67,15 @@ class InvalidRecord:
     reason: str
 
     def message(self) -> str:
-        """One line naming the file, the question (id, or location) and the field."""
-        question = self.question_id or f"at {self.location}"
-        return f"{self.file}: question {question}: field {self.field!r} {self.reason}"
+        """One line naming the file, the question (id, or location; JSON lines: the line and
+        the id) and the field."""
+        if self.location.startswith(_LINE):
+            question = self.location + (f" (question {self.question_id})"
+                                        if self.question_id else "")
+        else:
+            question = f"question {self.question_id or f'at {self.location}'}"
+        field = f"field {self.field!r} " if self.field else ""
+        return f"{self.file}: {question}: {field}{self.reason}"
 
     def to_dict(self) -> dict[str, str]:
         return dataclasses.asdict(self)
@@ -79,7 +98,7 @@ class ParsedQuestion:
 
 
 def read_json(path: str) -> tuple[Any, str | None]:
-    """Loads a SQuAD file's JSON (gzip and BOM handled).
+    """Loads a JSON file (a SQuAD file, predictions...; gzip and BOM handled).
 
     Returns the decoded JSON and, if the bytes are not valid UTF-8, where the first bad
     byte is (else None); undecodable bytes are kept as lone surrogates
@@ -88,11 +107,36 @@ def read_json(path: str) -> tuple[Any, str | None]:
     Raises:
       SquadFileError: the file cannot be read, is empty, or is not JSON.
     """
+    text, bad_byte = _read_text(path)
+    try:
+        return json.loads(text), bad_byte
+    except json.JSONDecodeError as e:
+        raise SquadFileError(
+            f"{path}: is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from e
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's bytes: local paths through `open`, others (gs://...) `tf.io.gfile`."""
+    if "://" not in path:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise SquadFileError(f"{path}: cannot be read: {e}") from e
+    import tensorflow as tf
+
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except (tf.errors.OpError, OSError) as e:
         raise SquadFileError(f"{path}: cannot be read: {e}") from e
+
+
+def _read_text(path: str) -> tuple[str, str | None]:
+    """The file's text (gunzipped, without BOM; bytes that are not UTF-8 as lone
+    surrogates) and where its first non-UTF-8 byte is (else None)."""
+    raw = _read_bytes(path)
     if raw.startswith(_GZIP_MAGIC):
         try:
             raw = gzip.decompress(raw)
@@ -104,22 +148,24 @@ def read_json(path: str) -> tuple[Any, str | None]:
         text = raw.decode("utf-8-sig", errors="surrogateescape")
         bad_byte = f"byte {e.start} (0x{raw[e.start]:02x})"
     if not text.strip():
-        raise SquadFileError(f"{path}: is empty; expected SQuAD JSON")
-    try:
-        return json.loads(text), bad_byte
-    except json.JSONDecodeError as e:
-        raise SquadFileError(
-            f"{path}: is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from e
+        raise SquadFileError(f"{path}: is empty")
+    return text, bad_byte
 
 
-def parse_squad_file(path: str) -> Iterator[ParsedQuestion]:
-    """Every question of one SQuAD file, in file order, valid or not.
+def parse_squad_file(path: str, labelled: bool = True) -> Iterator[ParsedQuestion]:
+    """Every question of one SQuAD (or JSON-lines) file, in file order, valid or not.
+
+    Args:
+      path: the file.
+      labelled: if False, questions may have no answers (see the module docstring).
 
     Raises:
       SquadFileError: a whole-file problem (see the module docstring), including bytes
         that are not UTF-8 outside any question's text.
     """
+    if path.endswith(_JSON_LINES_SUFFIXES):
+        yield from _parse_json_lines(path, labelled)
+        return
     data, bad_byte = read_json(path)
     articles = _get_list(path, data, "data", "")
     index = 0
@@ -133,7 +179,8 @@ def parse_squad_file(path: str) -> Iterator[ParsedQuestion]:
             for q, qa in enumerate(_get_list(path, paragraph, "qas", paragraph_loc)):
                 location = f"{paragraph_loc}.qas[{q}]"
                 _require_object(path, qa, location)
-                parsed = _parse_question(path, index, location, article, paragraph, qa)
+                parsed = _parse_question(path, index, location, article, paragraph, qa,
+                                         labelled)
                 non_utf8_found |= bool(parsed.invalid and _NOT_UNICODE in parsed.invalid.reason)
                 yield parsed
                 index += 1
@@ -142,7 +189,7 @@ def parse_squad_file(path: str) -> Iterator[ParsedQuestion]:
 
 
 def read_squad_examples(
-    paths: str | Sequence[str], skip_invalid: bool = False
+    paths: str | Sequence[str], skip_invalid: bool = False, labelled: bool = True
 ) -> tuple[list[SquadExample], list[InvalidRecord]]:
     """Reads SQuAD files into examples, in file order, checking ids are unique across them.
 
@@ -150,6 +197,7 @@ def read_squad_examples(
       paths: one path or several (gzip-compressed files are read transparently).
       skip_invalid: if False, the first invalid question raises `InvalidQuestionError`;
         if True, invalid questions are returned in the second list instead.
+      labelled: if False, questions may have no answers (prediction).
 
     Returns:
       (examples, invalid records); every question read is in exactly one of them.
@@ -158,7 +206,7 @@ def read_squad_examples(
     invalid: list[InvalidRecord] = []
     seen: dict[str, ParsedQuestion] = {}
     for path in [paths] if isinstance(paths, str) else paths:
-        for parsed in parse_squad_file(path):
+        for parsed in parse_squad_file(path, labelled):
             record = parsed.invalid
             if record is None:
                 first = seen.setdefault(parsed.example.id, parsed)
@@ -204,19 +252,47 @@ class _Invalid(Exception):
         self.reason = reason
 
 
+def _parse_json_lines(path: str, labelled: bool) -> Iterator[ParsedQuestion]:
+    """The questions of a JSON-lines file, blank lines skipped."""
+    text, _ = _read_text(path)
+    # Not str.splitlines: a JSON string may hold U+2028 and other separators unescaped.
+    lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1)
+             if line.strip()]
+    for index, (number, line) in enumerate(lines):
+        yield _parse_json_line(path, index, f"{_LINE}{number}", line, labelled)
+
+
+def _parse_json_line(
+    path: str, index: int, location: str, line: str, labelled: bool
+) -> ParsedQuestion:
+    """One JSON line: an object with the article's, paragraph's and question's fields."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        reason = f"is not valid JSON: {e.msg} at column {e.colno}"
+    else:
+        if isinstance(record, dict):
+            article = record if "title" in record else {"title": ""}
+            return _parse_question(path, index, location, article, record, record, labelled)
+        reason = f"must be a JSON object, not {_json_type(record)}"
+    invalid = InvalidRecord(path, "", location, "", reason)
+    return ParsedQuestion(path, index, location, invalid=invalid)
+
+
 def _parse_question(
-    path: str, index: int, location: str, article: dict, paragraph: dict, qa: dict
+    path: str, index: int, location: str, article: dict, paragraph: dict, qa: dict,
+    labelled: bool,
 ) -> ParsedQuestion:
     question_id = qa.get("id") if isinstance(qa.get("id"), str) else ""
     try:
-        example = _to_example(article, paragraph, qa)
+        example = _to_example(article, paragraph, qa, labelled)
     except _Invalid as e:
         record = InvalidRecord(path, _printable(question_id), location, e.field, e.reason)
         return ParsedQuestion(path, index, location, invalid=record)
     return ParsedQuestion(path, index, location, example=example)
 
 
-def _to_example(article: dict, paragraph: dict, qa: dict) -> SquadExample:
+def _to_example(article: dict, paragraph: dict, qa: dict, labelled: bool) -> SquadExample:
     question_id = _text(qa, "id")
     title = _text(article, "title", allow_empty=True)
     context = _text(paragraph, "context")
@@ -224,11 +300,11 @@ def _to_example(article: dict, paragraph: dict, qa: dict) -> SquadExample:
     is_impossible = qa.get("is_impossible", False)
     if not isinstance(is_impossible, bool):
         raise _Invalid("is_impossible", f"= {is_impossible!r} must be true or false")
-    answers = _answers(qa, "answers", context)
+    answers = _answers(qa, "answers", context) if labelled or "answers" in qa else []
     plausible = _answers(qa, "plausible_answers", context) if "plausible_answers" in qa else []
     if is_impossible and answers:
         raise _Invalid("answers", f"has {len(answers)} answer(s) but is_impossible is true")
-    if not is_impossible and not answers:
+    if labelled and not is_impossible and not answers:
         raise _Invalid("answers", "is empty but is_impossible is not true")
     return SquadExample(
         id=question_id,

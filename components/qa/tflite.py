@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import zipfile
@@ -220,7 +221,7 @@ def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: st
         return _fixed_zip_times(bytes(writer.populate()))
     finally:
         if local_vocab != vocab_path:
-            os.remove(local_vocab)
+            shutil.rmtree(os.path.dirname(local_vocab))
 
 
 def serving_config_description(serving_config: Mapping[str, Any] | None) -> str:
@@ -256,7 +257,8 @@ def _output_tensor_names(model_buffer: bytes) -> list[str]:
 
 
 def _local_copy(path: str) -> str:
-    """`path` if it is a local `vocab.txt`, else a local copy named `vocab.txt`.
+    """`path` if it is a local `vocab.txt`, else a local copy named `vocab.txt` in a
+    temporary directory of its own (which the caller removes).
 
     The metadata records the packed file under its base name; the Task Library looks for
     `vocab.txt`.

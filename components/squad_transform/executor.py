@@ -26,7 +26,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.qa import encoders, squad
+from components.qa import encoders, progress, squad
 from components.qa import spec as spec_lib
 from components.qa import windows as windows_lib
 
@@ -42,7 +42,6 @@ OUTPUT_FILE_PREFIX = "data_tfrecord"
 METRICS_NAMESPACE = "SquadTransform"
 # Counters, per split: f"{split}/{name}".
 COUNTERS = ("questions", "windows", "skipped", "no_windows")
-_LOG_EVERY = 5000
 
 _SKIPPED_TAG = "skipped"
 
@@ -70,7 +69,9 @@ def read_windowing(text: str) -> tuple[str, windows_lib.WindowConfig]:
 class _MakeWindows(beam.DoFn):
     """Serialized question tf.Example -> serialized window tf.Examples (training mode).
 
-    Skipped questions go to the `skipped` output as JSON lines.
+    Skipped questions go to the `skipped` output as JSON lines. Each instance (a Beam worker
+    may run several, in other processes) shows its own progress: a bar on a terminal, else a
+    log line every `progress.LOG_EVERY_S`; the split's totals are the Beam counters.
     """
 
     def __init__(self, vocab_path: str, config: windows_lib.WindowConfig, split: str):
@@ -82,18 +83,24 @@ class _MakeWindows(beam.DoFn):
             for name in COUNTERS
         }
         self._maker = None
-        self._done = 0
+        self._progress = None
 
     def setup(self):
         self._maker = windows_lib.WindowMaker(self._vocab_path, self._config)
 
+    def start_bundle(self):
+        if self._progress is None:  # From the first bundle, not from the worker's start.
+            self._progress = progress.progress(desc=f"SquadTransform [{self._split}]",
+                                               unit="questions")
+
+    def teardown(self):
+        if self._progress is not None:
+            self._progress.close()
+
     def process(self, record: bytes):
         example = squad.from_tf_example(record)
         self._counters["questions"].inc()
-        self._done += 1
-        if self._done % _LOG_EVERY == 0:
-            logging.info("SquadTransform: split %s: %d questions windowed by this worker",
-                         self._split, self._done)
+        self._progress.update()
         try:
             windows = self._maker.make_windows(example, training=True)
         except windows_lib.AnswerNotFoundError as error:

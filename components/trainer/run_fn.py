@@ -35,7 +35,7 @@ from typing import Any
 import tensorflow as tf
 from absl import logging
 
-from components.qa import encoders, tf1_hub
+from components.qa import encoders, progress, tf1_hub
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.trainer import dataset as dataset_lib
@@ -58,7 +58,10 @@ SHUFFLE_SEED = 1234
 
 
 class ProgressLogger(tf.keras.callbacks.Callback):
-    """Logs step, loss and examples/s every `every_steps` steps, and resumption."""
+    """Shows the start (or resumption) of training, then its step, loss and examples/s: a bar
+    on a terminal (`components.qa.progress`), else a log line every `every_steps` steps and
+    at least every `progress.LOG_EVERY_S`; and each epoch's metrics. Under a coordinator
+    (parameter servers) steps are known at epoch ends only."""
 
     def __init__(self, train_steps: int, global_batch_size: int, every_steps: int, task: str,
                  steps_per_epoch: int | None = None):
@@ -72,6 +75,7 @@ class ProgressLogger(tf.keras.callbacks.Callback):
         self.task = task
         self._last_time = 0.0
         self._last_step = 0
+        self._bar = None
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
@@ -91,22 +95,35 @@ class ProgressLogger(tf.keras.callbacks.Callback):
             )
         else:
             logging.info("[%s] Training from step 0 to %d", self.task, self.train_steps)
+        if progress.on_terminal():
+            self._bar = progress.progress(total=self.train_steps, desc=f"[{self.task}] training",
+                                          unit="steps", initial=self._last_step)
 
     def on_train_batch_end(self, batch, logs=None):
         if self._coordinated():
             return
         step = self._step()
-        if step % self.every_steps and step != self.train_steps:
-            return
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
         now = time.time()
+        if (step % self.every_steps and step != self.train_steps
+                and now - self._last_time < progress.LOG_EVERY_S):
+            return
         rate = (step - self._last_step) * self.global_batch_size / max(now - self._last_time, 1e-9)
         # The metric, not `logs`: Keras sums batch logs over replicas.
         loss = float(next(m for m in self.model.metrics if m.name == "loss").result())
-        logging.info(
-            "[%s] step %d/%d loss %.4f %.1f examples/s",
-            self.task, step, self.train_steps, loss, rate,
-        )
+        if self._bar is None:
+            logging.info(
+                "[%s] step %d/%d loss %.4f %.1f examples/s",
+                self.task, step, self.train_steps, loss, rate,
+            )
+        else:
+            self._bar.set_postfix({"loss": f"{loss:.4f}", "examples/s": f"{rate:.1f}"})
         self._last_time, self._last_step = now, step
+
+    def on_train_end(self, logs=None):
+        if self._bar is not None:
+            self._bar.close()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._first_epoch and self._coordinated():

@@ -18,23 +18,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     windows.add_argument("--squad", required=True, help="SQuAD v1.1/v2.0 JSON (or .json.gz)")
     windows.add_argument("--vocab", required=True, help="WordPiece vocab.txt of the encoder")
-    windows.add_argument("--seq-len", type=int, default=384)
-    windows.add_argument("--query-len", type=int, default=64)
-    windows.add_argument("--doc-stride", type=int, default=128)
+    windows.add_argument("--seq-len", type=int, default=384,
+                         help="tokens in a window (spec.seq_len; default: 384)")
+    windows.add_argument("--query-len", type=int, default=64,
+                         help="question tokens kept at most (spec.query_len; default: 64)")
+    windows.add_argument("--doc-stride", type=int, default=128,
+                         help="tokens between window starts (spec.doc_stride; default: 128)")
     windows.add_argument("--no-lower-case", dest="do_lower_case", action="store_false",
-                         help="keep case and accents (cased vocabularies)")
+                         help="keep case and accents (cased vocabularies; default: lower-case)")
     windows.add_argument("--training", action="store_true",
                          help="set answer positions from each question's first answer; "
-                         "questions whose answer is not in the passage are skipped and listed")
+                         "questions whose answer is not in the passage are skipped and listed "
+                         "(default: positions 0, for prediction)")
     windows.add_argument("--out", required=True, help="the .jsonl file to write")
-    windows.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    windows.add_argument("--overwrite", action="store_true",
+                         help="replace --out if it exists (default: refuse)")
     windows.set_defaults(handler=_windows)
 
 
 def _windows(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
-    from components.qa import squad_json
+    from components.qa import progress, squad_json
     from components.qa.windows import AnswerNotFoundError, WindowConfig, WindowMaker
 
     if tf.io.gfile.exists(args.out) and not args.overwrite:
@@ -53,7 +58,8 @@ def _windows(args: argparse.Namespace) -> int:
     skipped = []
     temporary = args.out + ".partial"
     with tf.io.gfile.GFile(temporary, "w") as f:
-        for example in examples:
+        bar = progress.progress(examples, desc="mbqa windows", unit="questions")
+        for example in bar:
             try:
                 windows = maker.make_windows(example, training=args.training)
             except AnswerNotFoundError as error:
@@ -70,6 +76,7 @@ def _windows(args: argparse.Namespace) -> int:
                     "end_position": window.end_position,
                 }) + "\n")
             num_windows += len(windows)
+            bar.set_postfix(windows=num_windows, refresh=False)
     tf.io.gfile.rename(temporary, args.out, overwrite=True)
     for message in skipped:
         print(f"mbqa windows: skipped (answer not found in the passage): {message}",

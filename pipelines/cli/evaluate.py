@@ -1,4 +1,8 @@
-"""`mbqa evaluate` (official SQuAD EM/F1), `mbqa predict` and `mbqa answer` (run a model)."""
+"""`mbqa evaluate` (official SQuAD EM/F1), `mbqa predict` and `mbqa answer` (run a model).
+
+`mbqa evaluate` only computes metrics: it does not import TensorFlow (except to read gs://
+and other remote paths).
+"""
 
 from __future__ import annotations
 
@@ -32,16 +36,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     predict = subparsers.add_parser(
         "predict",
-        help="answer every question of a SQuAD file with a model (sliding windows)",
+        help="answer every question of a SQuAD or JSON-lines file with a model (sliding "
+        "windows)",
         description="Runs a .tflite file or a SavedModel over every window of every passage "
-        "(long passages are read whole) and writes predictions.json, with "
-        "nbest_predictions.json and (SQuAD 2.0) null_odds.json beside it.",
+        "(long passages are read whole) and writes --out (question id -> answer), with "
+        "<stem>.nbest.json and (SQuAD 2.0) <stem>.null_odds.json beside it "
+        "(--out dev_preds.json: dev_preds.nbest.json, dev_preds.null_odds.json). Questions "
+        "need no answers.",
     )
     _add_model_arguments(predict)
-    predict.add_argument("--squad", required=True, help="SQuAD JSON file (.json or .json.gz)")
-    predict.add_argument("--out", required=True, help="the predictions.json file to write")
+    predict.add_argument(
+        "--squad", required=True,
+        help="SQuAD JSON (.json or .json.gz), or JSON lines (.jsonl or .jsonl.gz) of "
+        '{"id", "question", "context"} objects (optional "title")',
+    )
+    predict.add_argument("--out", required=True, help="the predictions JSON file to write")
     predict.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
+    )
+    predict.add_argument(
+        "--skip-invalid", action="store_true",
+        help="skip invalid questions (listed on stderr) instead of stopping at the first",
     )
     predict.set_defaults(handler=predict_command)
 
@@ -97,7 +112,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    """Handler of `mbqa evaluate`."""
+    """Handler of `mbqa evaluate` (no TensorFlow: see the module docstring)."""
     from components.qa import metrics, squad_json
 
     try:
@@ -139,15 +154,11 @@ def is_squad_v2(squad: dict) -> bool:
 
 def _read_id_map(path: str, value_type) -> dict:
     """A JSON object of question id -> value, checked; errors name the file and the id."""
-    import tensorflow as tf
+    from components.qa import squad_json
 
-    try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            data = json.load(f)
-    except (tf.errors.OpError, OSError) as e:
-        raise ValueError(f"{path}: cannot be read: {e}") from e
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: is not valid JSON: {e}") from e
+    data, bad_byte = squad_json.read_json(path)
+    if bad_byte:
+        raise ValueError(f"{path}: is not valid UTF-8: {bad_byte}")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: must hold a JSON object (question id -> value)")
     for qid, value in data.items():
@@ -168,17 +179,16 @@ _MODEL_SETTINGS = {
 }
 
 
-def _load_model(args: argparse.Namespace):
-    """The predictor and the window maker that fits it; fills the unset flags (above)."""
-    from components.qa import inference, spec, windows
+def _window_maker(args: argparse.Namespace, predictor):
+    """The window maker that fits `predictor`; fills the unset flags (above)."""
+    from components.qa import spec, windows
 
-    predictor = inference.load_predictor(args.model)
     default_spec = spec.MobileBertQaSpec()
     for flag, (key, default) in _MODEL_SETTINGS.items():
         if getattr(args, flag) is None:
             fallback = getattr(default_spec, key) if default is None else default
             setattr(args, flag, predictor.serving_config.get(key, fallback))
-    seq_len = args.seq_len or predictor.seq_len or spec.MobileBertQaSpec().seq_len
+    seq_len = args.seq_len or predictor.seq_len or default_spec.seq_len
     if predictor.seq_len is not None and seq_len != predictor.seq_len:
         raise ValueError(
             f"--seq-len={seq_len} but the model {args.model} takes {predictor.seq_len} tokens"
@@ -197,7 +207,7 @@ def _load_model(args: argparse.Namespace):
     logging.info("Model %s, vocab %s, windows %s, SQuAD %s (null threshold %s)", args.model,
                  vocab, maker.config, "2.0" if args.version_2 else "1.1",
                  args.null_score_diff_threshold)
-    return predictor, maker
+    return maker
 
 
 def _answer(args: argparse.Namespace, predictor, maker, examples):
@@ -215,32 +225,46 @@ def predict_command(args: argparse.Namespace) -> int:
     """Handler of `mbqa predict`."""
     import tensorflow as tf
 
-    from components.qa import postprocess, squad_json
+    from components.qa import inference, postprocess, squad_json
 
     try:
-        predictor, maker = _load_model(args)
-        paths = postprocess.answer_file_paths(args.out, args.version_2)
-        if len(set(paths.values())) != len(paths):
-            raise ValueError(f"--out {args.out} collides with {sorted(paths.values())}")
-        existing = [p for p in paths.values() if tf.io.gfile.exists(p)]
-        if existing and not args.overwrite:
-            raise FileExistsError(f"{existing} already exist; pass --overwrite to replace them")
-        examples, _ = squad_json.read_squad_examples(args.squad)
+        examples, invalid = squad_json.read_squad_examples(
+            args.squad, skip_invalid=args.skip_invalid, labelled=False
+        )
+        for record in invalid:
+            print(f"mbqa predict: skipped: {record.message()}", file=sys.stderr)
         if not examples:
-            raise ValueError(f"{args.squad}: has no questions")
-        if not args.version_2 and any(e.is_impossible for e in examples):
-            logging.warning("%s has unanswerable questions: consider --version-2", args.squad)
-        answers = _answer(args, predictor, maker, examples)
+            raise ValueError(f"{args.squad}: has no valid questions")
+        with inference.load_predictor(args.model) as predictor:
+            maker = _window_maker(args, predictor)
+            if not args.version_2 and any(e.is_impossible for e in examples):
+                logging.warning("%s has unanswerable questions: consider --version-2",
+                                args.squad)
+            paths = postprocess.answer_file_paths(args.out, args.version_2, from_stem=True)
+            existing = [p for p in paths.values() if tf.io.gfile.exists(p)]
+            if existing and not args.overwrite:
+                raise FileExistsError(
+                    f"{existing} already exist; pass --overwrite to replace them"
+                )
+            answers = _answer(args, predictor, maker, examples)
+    except squad_json.InvalidQuestionError as error:
+        print(f"mbqa predict: error: {error} (pass --skip-invalid to skip such questions)",
+              file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mbqa predict: error: {error}", file=sys.stderr)
         return 2
-    for field, path in postprocess.write_answers(answers, args.out, args.version_2).items():
+    skipped = f" ({len(invalid)} invalid skipped)" if args.skip_invalid else ""
+    print(f"Answered {len(examples)} questions of {args.squad}{skipped}")
+    written = postprocess.write_answers(answers, args.out, args.version_2, from_stem=True)
+    for field, path in written.items():
         print(f"Wrote {field} for {len(getattr(answers, field))} questions to {path}")
     return 0
 
 
 def answer_command(args: argparse.Namespace) -> int:
     """Handler of `mbqa answer`."""
+    from components.qa import inference
     from components.qa.squad import SquadExample
 
     example = SquadExample(id="question", title="", context=args.context,
@@ -248,8 +272,8 @@ def answer_command(args: argparse.Namespace) -> int:
     try:
         if not args.context.strip() or not args.question.strip():
             raise ValueError("--context and --question must not be empty")
-        predictor, maker = _load_model(args)
-        answers = _answer(args, predictor, maker, [example])
+        with inference.load_predictor(args.model) as predictor:
+            answers = _answer(args, predictor, _window_maker(args, predictor), [example])
     except (ValueError, FileNotFoundError) as error:
         print(f"mbqa answer: error: {error}", file=sys.stderr)
         return 2

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     for flag, key in _SIZE_FLAGS.items():
         encoder.add_argument(
-            f"--{flag.replace('_', '-')}", type=int, help=f"override the config's {key}"
+            f"--{flag.replace('_', '-')}", type=int,
+            help=f"override the config's {key} (default: the config's)",
         )
     encoder.add_argument(
         "--vocab", help="WordPiece vocab file (default: the BERT uncased vocab shipped here)"
@@ -45,33 +46,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     encoder.add_argument(
         "--format", choices=("tf1", "tf2"), default="tf2",
         help="Hub format: tf2 (SavedModel, is_tf2=True) or tf1 (is_tf2=False: the published "
-        "MobileBERT module's layout and variable names); default tf2",
+        "MobileBERT module's layout and variable names; the default spec's format) "
+        "(default: tf2)",
     )
     encoder.add_argument(
         "--squad", action="store_true",
         help="tf1 only: add a `squad` signature (a random SQuAD head, as in the published "
-        "SQuAD module; for init_from_squad_model)",
+        "SQuAD module; for init_from_squad_model) (default: no signature)",
     )
-    encoder.add_argument("--seed", type=int, default=0, help="random seed of the weights")
+    encoder.add_argument("--seed", type=int, default=0,
+                         help="random seed of the weights (default: 0)")
     encoder.set_defaults(handler=make_encoder_command)
 
     synth = subparsers.add_parser(
         "synth",
         help="write a learnable synthetic SQuAD data set (train/train.json, eval/eval.json)",
+        description="Writes passages of generated facts with questions whose answers are "
+        "spans of them, as SQuAD v1.1 (or v2.0 with unanswerable questions) JSON: "
+        "<out>/train/train.json and <out>/eval/eval.json, usable as data_root.",
     )
     synth.add_argument("--out", required=True, help="output directory")
-    synth.add_argument("--n", type=int, default=2000, help="questions in all (default 2000)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--n", type=int, default=2000, help="questions in all (default: 2000)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     synth.add_argument(
         "--eval-fraction", type=float, default=0.1,
-        help="share of passages held out for eval (default 0.1)",
+        help="share of passages held out for eval (default: 0.1)",
     )
     synth.add_argument(
         "--unanswerable-fraction", type=float, default=0.0,
-        help="share of unanswerable questions; > 0 writes SQuAD v2.0 (default 0)",
+        help="share of unanswerable questions; > 0 writes SQuAD v2.0 (default: 0)",
     )
     synth.add_argument(
-        "--questions-per-passage", type=int, default=4, help="default 4"
+        "--questions-per-passage", type=int, default=4,
+        help="questions asked about each passage (default: 4)",
     )
     synth.set_defaults(handler=synth_command)
 

@@ -181,15 +181,19 @@ def test_every_vertex_executor_imports(vertex_job):
         _assert_imports(path)
 
 
-def test_kubeflow_package_has_every_step_and_importable_executors(tmp_path):
+def _kubeflow_steps(tmp_path, settings) -> dict:
+    """The Argo workflow's step templates (name -> template) compiled with `settings`."""
     out = tmp_path / "pipeline.tar.gz"
     assert _mbqa(["compile", "--target", "kubeflow", "--out", str(out)]
-                 + [f"--set={s}" for s in SETTINGS]) == 0
+                 + [f"--set={s}" for s in settings]) == 0
     with tarfile.open(out) as tar:
         workflow = yaml.safe_load(tar.extractfile("pipeline.yaml"))
     assert workflow["kind"] == "Workflow"
-    containers = {t["name"]: t["container"] for t in workflow["spec"]["templates"]
-                  if "container" in t}
+    return {t["name"]: t for t in workflow["spec"]["templates"] if "container" in t}
+
+
+def test_kubeflow_package_has_every_step_and_importable_executors(tmp_path):
+    containers = {name: t["container"] for name, t in _kubeflow_steps(tmp_path, SETTINGS).items()}
     assert {c.lower() for c in COMPONENTS} <= set(containers)
     class_paths = set()
     for container in containers.values():
@@ -202,6 +206,26 @@ def test_kubeflow_package_has_every_step_and_importable_executors(tmp_path):
         _assert_imports(path)
 
 
+@pytest.mark.parametrize("spec_settings, limits, node_selector", [
+    (["spec.distribution_strategy=mirrored", "spec.num_gpus=2"], {"nvidia.com/gpu": "2"},
+     {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}),
+    (["spec.distribution_strategy=off", "spec.num_gpus=2"], None, None),
+    (["spec.distribution_strategy=tpu", "spec.tpu=local", "kubeflow_tpu_topology=2x2"],
+     {"google.com/tpu": "4"}, {"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+                               "cloud.google.com/gke-tpu-topology": "2x2"}),
+])
+def test_only_the_kubeflow_trainer_requests_its_strategys_accelerators(
+    tmp_path, spec_settings, limits, node_selector
+):
+    steps = _kubeflow_steps(tmp_path, SETTINGS + spec_settings)
+    trainer = steps.pop("trainer")
+    assert trainer["container"].get("resources", {}).get("limits") == limits
+    assert trainer.get("nodeSelector") == node_selector
+    assert {c.lower() for c in COMPONENTS} - {"trainer"} <= set(steps)
+    for step in steps.values():
+        assert "resources" not in step["container"] and "nodeSelector" not in step
+
+
 def test_invalid_spec_fails_at_compile_time(tmp_path):
     from pipelines.config import ConfigError
 
@@ -211,28 +235,51 @@ def test_invalid_spec_fails_at_compile_time(tmp_path):
     assert not (tmp_path / "p.json").exists()
 
 
-@pytest.mark.parametrize("engine, runner_file, home, command", [
-    ("vertex", "vertex_runner.py", "VERTEX_HOME", "create"),
-    ("kubeflow", "kubeflow_runner.py", "KUBEFLOW_HOME", "compile"),
+def _local_settings(directory: pathlib.Path) -> dict[str, str]:
+    """`MBQA_*` variables of a local run, with paths relative to `directory` (made there)."""
+    (directory / "data").mkdir()
+    (directory / "encoder" / "assets").mkdir(parents=True)
+    for name in ("saved_model.pb", "tfhub_module.pb"):  # A TF1 Hub module's files.
+        (directory / "encoder" / name).write_bytes(b"")
+    (directory / "encoder" / "assets" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    return {"MBQA_DATA_ROOT": "data", "MBQA_SPEC": '{"uri": "encoder", "is_tf2": false}',
+            "MBQA_PIPELINE_ROOT": "pipeline", "MBQA_PUSH_DESTINATION": "serving"}
+
+
+@pytest.mark.parametrize("engine, home, command", [
+    ("local", "LOCAL_HOME", "create"),
+    ("vertex", "VERTEX_HOME", "create"),
+    ("kubeflow", "KUBEFLOW_HOME", "compile"),
 ])
-def test_tfx_cli_compiles_the_runner_files(tmp_path, engine, runner_file, home, command):
+def test_tfx_cli_compiles_the_runner_files_from_any_directory(tmp_path, engine, home, command):
+    """The README's way: outside the checkout, the runner path from `mbqa runner-path`."""
     from pipelines.config import PipelineConfig
 
     bin_dir = pathlib.Path(sys.executable).parent
-    config = PipelineConfig().with_overrides(SETTINGS)
-    env = {**os.environ, **config.to_env(), home: str(tmp_path / "home"),
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    settings = (_local_settings(cwd) if engine == "local"
+                else PipelineConfig().with_overrides(SETTINGS).to_env())
+    env = {**os.environ, **settings, home: str(tmp_path / "home"),
            # The TFX CLI finds kfp with the `pip` on the PATH.
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    runner = subprocess.run([str(bin_dir / "mbqa"), "runner-path", engine], env=env, cwd=cwd,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert runner == str(REPO / "pipelines" / f"{engine}_runner.py")
     result = subprocess.run(
-        [str(bin_dir / "tfx"), "pipeline", command, "--engine", engine, "--pipeline_path",
-         str(REPO / "pipelines" / runner_file)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [str(bin_dir / "tfx"), "pipeline", command, "--engine", engine, "--pipeline_path", runner],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    if engine == "vertex":
+    if engine == "local":  # What `tfx run create` runs, from any directory: absolute paths.
+        stored = json.loads(
+            (tmp_path / "home" / "mobilebert-qa" / "pipeline_args.json").read_text())
+        assert stored == {"pipeline_name": "mobilebert-qa", "pipeline_dsl_path": runner,
+                          "pipeline_root": str(cwd / "pipeline")}
+    elif engine == "vertex":
         path = tmp_path / "home" / "mobilebert-qa" / "pipeline.json"
         job = json_format.ParseDict(json.loads(path.read_text()), pipeline_spec_pb2.PipelineJob())
         assert COMPONENTS <= set(job.pipeline_spec["root"]["dag"]["tasks"])
     else:
-        with tarfile.open(tmp_path / "mobilebert-qa.tar.gz") as tar:
+        with tarfile.open(cwd / "mobilebert-qa.tar.gz") as tar:
             assert yaml.safe_load(tar.extractfile("pipeline.yaml"))["kind"] == "Workflow"

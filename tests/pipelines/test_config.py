@@ -1,11 +1,15 @@
 """PipelineConfig: defaults, environment, overrides, and the checks made before any work."""
 
+import dataclasses
+import hashlib
+import json
 import os
+import re
 
 import pytest
 
 from components.qa import spec as spec_lib
-from pipelines.config import ConfigError, PipelineConfig, check_hub_module
+from pipelines.config import ConfigError, PipelineConfig, check_hub_module, setting_descriptions
 
 
 def _hub_module(path, with_vocab=True, module_file="saved_model.pb"):
@@ -24,14 +28,15 @@ def local_config(tmp_path):
         pipeline_root=str(tmp_path / "root"),
         data_root=str(data),
         push_destination=str(tmp_path / "serving"),
-        spec={"uri": _hub_module(tmp_path / "encoder")},
+        spec={"uri": _hub_module(tmp_path / "encoder"), "is_tf2": True},
     )
 
 
 def test_defaults_build_model_makers_mobilebert_spec():
     config = PipelineConfig()
     assert config.build_spec() == spec_lib.MobileBertQaSpec()
-    assert config.resolved_metadata_path() == os.path.join("runs/pipeline", "metadata.sqlite")
+    assert config.resolved_metadata_path() == os.path.join(
+        os.path.expanduser("~/mbqa-runs"), "pipeline", "metadata.sqlite")
 
 
 def test_overrides_are_parsed_by_type():
@@ -51,6 +56,9 @@ def test_overrides_are_parsed_by_type():
     ("nope=1", "Unknown setting 'nope'"),
     ("train_steps=many", "train_steps='many'"),
     ("enable_cache=maybe", "enable_cache='maybe'"),
+    ("spec.is_tf2=maybe", r"spec.is_tf2='maybe' is not a valid bool"),
+    ("spec.seq_len=long", "spec.seq_len='long'"),
+    ("train_step=3", r"Unknown setting 'train_step' \(did you mean train_steps\?\)"),
     ("train_steps", "not of the form key=value"),
 ])
 def test_bad_overrides_name_the_setting(override, message):
@@ -66,6 +74,38 @@ def test_from_env_reads_mbqa_variables():
     })
     assert (config.train_steps, config.data_root) == (3, "/data")
     assert config.build_spec().seq_len == 128
+
+
+def test_from_env_rejects_unknown_mbqa_variables():
+    with pytest.raises(ConfigError, match=r"MBQA_TRAIN_STEP is not a setting "
+                       r"\(did you mean MBQA_TRAIN_STEPS\?\).*mbqa settings"):
+        PipelineConfig.from_env({"MBQA_TRAIN_STEP": "3", "MBQA_DATA_ROOT": "/data"})
+
+
+@pytest.mark.parametrize("text, value", [
+    ("True", True), ("true", True), ("yes", True), ("1", True),
+    ("False", False), ("false", False), ("no", False), ("0", False),
+])
+def test_booleans_are_parsed_alike_in_settings_and_spec(text, value):
+    config = PipelineConfig().with_overrides([f"enable_cache={text}", f"spec.is_tf2={text}"])
+    assert config.enable_cache is value and config.build_spec().is_tf2 is value
+    from_env = PipelineConfig.from_env(
+        {"MBQA_SPEC": json.dumps({"is_tf2": text, "seq_len": "128", "model_dir": None})}
+    )
+    assert from_env.spec == {"is_tf2": value, "seq_len": 128, "model_dir": None}
+
+
+def test_bad_spec_json_value_names_the_parameter():
+    with pytest.raises(ConfigError, match=r"spec.is_tf2='maybe' is not a valid bool"):
+        PipelineConfig.from_env({"MBQA_SPEC": '{"is_tf2": "maybe"}'})
+
+
+def test_every_setting_is_described_in_the_docstring():
+    descriptions = setting_descriptions()
+    assert set(descriptions) == {field.name for field in dataclasses.fields(PipelineConfig)}
+    assert all(descriptions.values())
+    assert "\n" not in descriptions["warm_start"] and descriptions["warm_start"].endswith(
+        "training starts from the encoder).")  # Continuation lines are joined.
 
 
 def test_to_env_round_trips(local_config):
@@ -109,11 +149,48 @@ def test_encoder_dir_without_vocab_is_rejected(tmp_path, local_config):
 def test_directory_that_is_not_a_hub_module_is_rejected(tmp_path):
     (tmp_path / "assets").mkdir()
     with pytest.raises(ConfigError, match="is not a TF-Hub module"):
-        check_hub_module(str(tmp_path))
+        check_hub_module(str(tmp_path), is_tf2=True)
     with pytest.raises(ConfigError, match="neither a URL"):
-        check_hub_module(str(tmp_path / "missing"))
-    check_hub_module("https://tfhub.dev/google/mobilebert/uncased_L-24_H-128_B-512_A-4_F-4_OPT/1")
-    check_hub_module(_hub_module(tmp_path / "tf1", module_file="tfhub_module.pb"))
+        check_hub_module(str(tmp_path / "missing"), is_tf2=True)
+    check_hub_module("gs://bucket/encoder", is_tf2=True)  # Not checked: that needs TensorFlow.
+    check_hub_module(_hub_module(tmp_path / "tf1", module_file="tfhub_module.pb"), is_tf2=False)
+
+
+def _tf1_module(path):
+    """A TF1 Hub module's files: tfhub_module.pb beside saved_model.pb."""
+    uri = _hub_module(path, module_file="tfhub_module.pb")
+    (path / "saved_model.pb").write_bytes(b"")
+    return uri
+
+
+@pytest.mark.parametrize("is_tf2, message", [
+    (True, r"TF1 Hub module .* spec.is_tf2=True; set spec.is_tf2=False"),
+    (False, r"TF2 SavedModel .* spec.is_tf2=False; set spec.is_tf2=True"),
+])
+def test_hub_module_format_must_match_is_tf2(tmp_path, local_config, is_tf2, message):
+    uri = _tf1_module(tmp_path / "tf1") if is_tf2 else _hub_module(tmp_path / "tf2")
+    config = local_config.with_overrides([f"spec.uri={uri}", f"spec.is_tf2={is_tf2}"])
+    with pytest.raises(ConfigError, match=rf"spec.uri='{re.escape(uri)}' is a {message}"):
+        config.validate("local")
+    config.with_overrides([f"spec.is_tf2={not is_tf2}"]).validate("local")
+
+
+def test_unreachable_hub_url_is_rejected(tmp_path, monkeypatch, local_config):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty_cache"))
+    config = local_config.with_overrides(["spec.uri=http://127.0.0.1:9/module"])
+    with pytest.raises(ConfigError, match=r"spec.uri='http://127.0.0.1:9/module' cannot be "
+                       r"reached .* may be offline.*mbqa make-encoder"):
+        config.validate("local")
+
+
+def test_hub_url_in_tfhub_cache_is_not_fetched(tmp_path, monkeypatch):
+    url = "http://127.0.0.1:9/module"  # Unreachable: only the cache can make it pass.
+    sha1 = hashlib.sha1(url.encode("utf8")).hexdigest()
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    _tf1_module(tmp_path / sha1)
+    check_hub_module(url, is_tf2=False)
+    with pytest.raises(ConfigError, match="TF1 Hub module"):  # Its format is checked.
+        check_hub_module(url, is_tf2=True)
 
 
 @pytest.mark.parametrize("setting", ["pipeline_root", "push_destination"])
@@ -130,11 +207,53 @@ def test_missing_data_root_is_rejected(tmp_path, local_config):
         local_config.with_overrides([f"data_root={tmp_path}/none"]).validate("local")
 
 
-def test_vertex_needs_a_gcs_root_but_not_local_files():
-    config = PipelineConfig(spec={"uri": "gs://bucket/encoder"})
-    with pytest.raises(ConfigError, match="gs:// root"):
-        config.validate("vertex")
-    config.with_overrides(["pipeline_root=gs://bucket/root"]).validate("vertex")
-    config.validate("kubeflow")
+def test_relative_local_paths_are_made_absolute_when_built(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = PipelineConfig.from_env({
+        "MBQA_PIPELINE_ROOT": "root", "MBQA_SPEC": '{"uri": "encoder"}',
+    }).with_overrides(["data_root=data", "metadata_path=md/m.sqlite", "push_destination=~/s"])
+    assert config.pipeline_root == str(tmp_path / "root")
+    assert config.data_root == str(tmp_path / "data")
+    assert config.metadata_path == str(tmp_path / "md" / "m.sqlite")
+    assert config.push_destination == os.path.expanduser("~/s")
+    assert config.spec["uri"] == str(tmp_path / "encoder")
+    remote = PipelineConfig(pipeline_root="gs://b/root", spec={"uri": "https://tfhub.dev/m/1"})
+    assert (remote.pipeline_root, remote.spec["uri"]) == ("gs://b/root", "https://tfhub.dev/m/1")
+    assert remote.metadata_path == ""  # '' stays: under pipeline_root
+
+
+_REMOTE_SETTINGS = ["image=gcr.io/proj/mobilebert-qa-tfx:1", "pipeline_root=gs://b/root",
+                    "data_root=gs://b/squad", "push_destination=gs://b/serving",
+                    "spec.uri=gs://b/encoder"]
+
+
+@pytest.mark.parametrize("target", ["kubeflow", "vertex"])
+def test_remote_targets_refuse_the_placeholder_image_and_local_paths(target):
+    PipelineConfig().with_overrides(_REMOTE_SETTINGS).validate(target)
+    with pytest.raises(ConfigError) as error:
+        PipelineConfig(spec={"uri": "encoder"}).validate(target)
+    for setting in ("image='gcr.io/my-project/", "pipeline_root='/", "data_root='/",
+                    "push_destination='/", "spec.uri='/"):
+        assert setting in str(error.value)
+    with pytest.raises(ConfigError, match="pipeline_root='https://b/root'.*gs://"):
+        PipelineConfig().with_overrides(_REMOTE_SETTINGS + ["pipeline_root=https://b/root"]
+                                        ).validate(target)
     with pytest.raises(ConfigError, match="target='airflow'"):
-        config.validate("airflow")
+        PipelineConfig().validate("airflow")
+
+
+def test_multi_machine_strategies_need_vertex_ai_training():
+    config = PipelineConfig().with_overrides(
+        _REMOTE_SETTINGS + ["spec.distribution_strategy=parameter_server"])
+    for target in ("kubeflow", "vertex"):
+        with pytest.raises(ConfigError, match="'parameter_server' needs several machines"):
+            config.validate(target)
+    config.with_overrides(["gcp_project=proj"]).validate("vertex")
+
+
+def test_kubeflow_tpu_topology_is_checked():
+    config = PipelineConfig().with_overrides(
+        _REMOTE_SETTINGS + ["spec.distribution_strategy=tpu", "spec.tpu=local"])
+    config.validate("kubeflow")
+    with pytest.raises(ConfigError, match="kubeflow_tpu_topology='2by4'"):
+        config.with_overrides(["kubeflow_tpu_topology=2by4"]).validate("kubeflow")

@@ -2,12 +2,14 @@
 
 One pipeline (the demo's settings, fewer steps and questions) lives through three runs:
 1. `tfx run create` killed (SIGKILL) once SquadTransform's execution is recorded;
-2. `tfx run create` again: finished components come from the cache, the rest runs, a model
-   is pushed;
-3. a new data span, another encoder (one layer) and seq_len (128, which the Task Library
-   cannot run), and an unreachable F1 threshold: the windows are cut again, the resolver
-   offers the blessed model of run 2 as the Trainer's base model, the Trainer starts cold
-   (its variables do not fit), the evaluator compares against it, and nothing is pushed.
+2. `mbqa demo` on the same directory: finished components come from the cache, the rest
+   runs, a model is pushed; the terminal shows a short report, the logs are in the log file;
+3. `mbqa run` (settings from MBQA_* variables) with a new data span, another encoder (one
+   layer) and seq_len (128, which the Task Library cannot run), and an unreachable F1
+   threshold: the windows are cut again, the resolver offers the blessed model of run 2 as
+   the Trainer's base model, the Trainer starts cold (its variables do not fit), the
+   evaluator compares against it, nothing is pushed, and the exit status says so.
+Runs 2 and 3 leave nothing in the temp directory.
 Warm starting from a base model that fits is tested in tests/trainer/test_run_fn.py.
 """
 
@@ -22,15 +24,22 @@ import time
 
 import pytest
 
-from pipelines.demo import demo_config, prepare_inputs, print_report, run_summary
+from pipelines.demo import demo_config, prepare_inputs
+from pipelines.report import EXIT_NOT_BLESSED, EXIT_PUSHED, print_report, run_summary
 
 # One worker runs the whole module: its module-scoped runs are not repeated per worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TFX = str(pathlib.Path(sys.executable).with_name("tfx"))
+MBQA = str(pathlib.Path(sys.executable).with_name("mbqa"))
 NAME = "mobilebert-qa-demo"
 RUN_TIMEOUT_S = 900
+MAX_REPORT_LINES = 60
+# The e2e settings over the demo's: 30 steps give near-random answers, so no accuracy or
+# quantization gate (both are tested in tests/evaluator); the Task Library gate stays on.
+OVERRIDES = ["eval_steps=2", "spec.default_batch_size=8", "spec.predict_batch_size=16",
+             "min_f1=0", "max_quantization_drop=100"]
 ALL_NODES = {"SquadExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
              "SquadTransform", "latest_blessed_model_resolver", "Trainer", "QaEvaluator",
              "TFLitePusher"}
@@ -39,11 +48,7 @@ ALL_NODES = {"SquadExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator"
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
-    # 30 steps give near-random answers: no accuracy or quantization gate (both are tested
-    # in tests/evaluator); the Task Library gate stays on.
-    config = demo_config(str(out), train_steps=30).with_overrides(
-        ["eval_steps=2", "spec.default_batch_size=8", "spec.predict_batch_size=16",
-         "min_f1=0", "max_quantization_drop=100"])
+    config = demo_config(str(out), train_steps=30).with_overrides(OVERRIDES)
     prepare_inputs(config, num_questions=60)
     env = {**os.environ, **config.to_env(), "LOCAL_HOME": str(out / "tfx_home"),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -58,10 +63,19 @@ def _tfx(args, env, **kwargs):
                           timeout=RUN_TIMEOUT_S, **kwargs)
 
 
-def _run(env) -> str:
-    result = _tfx(["run", "create", "--engine", "local", "--pipeline_name", NAME], env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout + result.stderr
+def _mbqa(args, env, tmp_dir) -> tuple[subprocess.CompletedProcess, str]:
+    """Runs `mbqa` with its own empty temp directory; returns it and its log file's text."""
+    tmp_dir.mkdir()
+    env = {**env, "TMPDIR": str(tmp_dir)}
+    result = subprocess.run([MBQA, *args], env=env, cwd=tmp_dir.parent, capture_output=True,
+                            text=True, timeout=RUN_TIMEOUT_S)
+    log_path = None
+    for line in result.stdout.splitlines()[:2]:
+        if line.startswith("Log file: "):
+            log_path = line.removeprefix("Log file: ")
+    assert log_path and os.path.isfile(log_path), result.stdout[-3000:] + result.stderr[-3000:]
+    with open(log_path, encoding="utf-8") as f:
+        return result, f.read()
 
 
 def _states(config):
@@ -97,10 +111,29 @@ def killed_run(workspace):
 
 
 @pytest.fixture(scope="module")
-def rerun(workspace, killed_run):
+def rerun(workspace, killed_run, tmp_path_factory):
     config, env = workspace
-    _run(env)
-    return _states(config)
+    env = {k: v for k, v in env.items() if not k.startswith("MBQA_")}
+    tmp_dir = tmp_path_factory.mktemp("rerun") / "tmp"
+    result, log = _mbqa(["demo", "--out", os.path.dirname(config.data_root),
+                         "--train-steps", "30", *(f"--set={o}" for o in OVERRIDES)],
+                        env, tmp_dir)
+    return _states(config), result, log, sorted(os.listdir(tmp_dir))
+
+
+def test_mbqa_demo_prints_a_short_report_and_logs_the_rest_to_its_file(rerun):
+    _, result, log, tmp_files = rerun
+    assert result.returncode == EXIT_PUSHED, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) <= MAX_REPORT_LINES, result.stdout
+    assert result.stderr == ""
+    for node in ALL_NODES - {"latest_blessed_model_resolver"}:
+        assert any(node in line for line in lines), node  # one line as it starts and ends
+    assert any("SquadTransform cached" in line for line in lines), result.stdout
+    assert any(line.startswith("Pushed model:") for line in lines), result.stdout
+    assert "Component Trainer is running." in log  # TFX's own logs went to the file
+    assert "tensorflow" in log.lower()
+    assert tmp_files == []  # nothing left in the temp directory
 
 
 def test_killed_run_stopped_after_the_transform(killed_run):
@@ -110,6 +143,7 @@ def test_killed_run_stopped_after_the_transform(killed_run):
 
 
 def test_rerun_reuses_finished_components_and_completes(killed_run, rerun):
+    rerun, *_ = rerun
     assert ALL_NODES <= set(rerun)
     for node, states in killed_run.items():  # finished before the kill: reused
         if node != "latest_blessed_model_resolver" and states[-1] == "COMPLETE":
@@ -170,7 +204,8 @@ def _trainer_base_models(config):
     return result
 
 
-def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun):
+def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun,
+                                                               tmp_path_factory):
     config, env = workspace
     from components.qa import encoders, synth
 
@@ -185,7 +220,14 @@ def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun)
     )
     spec = {**config.spec, "uri": one_layer, "seq_len": 128, "query_len": 32,
             "doc_stride": 64}
-    log = _run({**env, "MBQA_SPEC": json.dumps(spec), "MBQA_MIN_F1": "100"})
+    tmp_dir = tmp_path_factory.mktemp("run3") / "tmp"
+    result, log = _mbqa(["run"], {**env, "MBQA_SPEC": json.dumps(spec), "MBQA_MIN_F1": "100"},
+                        tmp_dir)
+    assert result.returncode == EXIT_NOT_BLESSED, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(result.stdout.splitlines()) <= MAX_REPORT_LINES, result.stdout
+    assert "QaEvaluator complete" in result.stdout and "NOT blessed: " in result.stdout
+    assert "Not pushed to " in result.stdout and "< min 100.00" in result.stdout
+    assert os.listdir(tmp_dir) == []
     after = _states(config)
     for node in ("SquadExampleGen", "SquadTransform", "Trainer", "QaEvaluator"):
         assert len(after[node]) == len(states[node]) + 1, node  # ran again, not cached

@@ -86,9 +86,9 @@ def test_a_blessed_model_is_pushed_to_version_1_with_everything(evaluated, tmp_p
     assert "model.tflite" in manifest["files"] and "metrics.json" not in manifest["files"]
     assert json.loads((tmp_path / "pushed" / "manifest.json").read_text()) == manifest
     # What was pushed works: the TFLite file and the SavedModel answer the same.
-    lite = inference.load_predictor(str(version_dir / "model.tflite"))
-    assert open(lite.vocab_path).read() == (version_dir / "vocab.txt").read_text()
-    assert inference.load_predictor(str(version_dir / "saved_model")).seq_len == lite.seq_len
+    with inference.load_predictor(str(version_dir / "model.tflite")) as lite:
+        assert open(lite.vocab_path).read() == (version_dir / "vocab.txt").read_text()
+        assert inference.load_predictor(str(version_dir / "saved_model")).seq_len == lite.seq_len
 
 
 def test_pushing_the_same_model_again_reports_the_same_version(evaluated, tmp_path):

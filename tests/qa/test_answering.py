@@ -9,7 +9,13 @@ answers → official metrics) on real SQuAD 2.0 data.
 from __future__ import annotations
 
 import collections
+import gzip
 import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -176,12 +182,12 @@ def test_predict_then_evaluate_v2_with_tflite(capsys, tmp_path, tflite_model):
                             "--null-score-diff-threshold", "-1", "--query-len", "8",
                             "--doc-stride", "8")
     assert code == 0
-    assert str(out) in stdout and "null_odds.json" in stdout
+    assert str(out) in stdout and "predictions.null_odds.json" in stdout
     predictions = json.loads(out.read_text("utf-8"))
     assert predictions == {"long": "Houston", "short": "Houston", "none": ""}
-    nbest = json.loads((out.parent / "nbest_predictions.json").read_text("utf-8"))
+    nbest = json.loads((out.parent / "predictions.nbest.json").read_text("utf-8"))
     assert nbest["long"][0]["text"] == "Houston"
-    null_odds = out.parent / "null_odds.json"
+    null_odds = out.parent / "predictions.null_odds.json"
     assert set(json.loads(null_odds.read_text("utf-8"))) == set(predictions)
 
     code, stdout, _ = _mbqa(capsys, "evaluate", "--squad", squad, "--predictions", str(out),
@@ -212,7 +218,7 @@ def test_predict_takes_its_settings_from_the_tflite_metadata(capsys, tmp_path, s
     out = tmp_path / "predictions.json"
     code, stdout, _ = _mbqa(capsys, "predict", "--model", model, "--squad", squad,
                             "--out", str(out))
-    assert code == 0 and "null_odds.json" in stdout
+    assert code == 0 and "predictions.null_odds.json" in stdout
     assert json.loads(out.read_text()) == {"long": "Houston", "short": "Houston", "none": ""}
     code, _, _ = _mbqa(capsys, "predict", "--model", model, "--squad", squad, "--out",
                        str(out), "--null-score-diff-threshold", "100", "--overwrite")
@@ -223,11 +229,11 @@ def test_predict_v1_with_saved_model_and_evaluate(capsys, tmp_path, saved_model)
     examples = _examples()[:2]
     squad = _write_squad(tmp_path / "dev.json", examples, "1.1")
     out = tmp_path / "predictions.json"
-    (tmp_path / "nbest_predictions.json").write_text("{}")
+    (tmp_path / "predictions.nbest.json").write_text("{}")
     code, stdout, _ = _mbqa(capsys, "predict", "--model", saved_model, "--squad", squad,
                             "--out", str(out), "--query-len", "8", "--doc-stride", "8",
                             "--overwrite")
-    assert code == 0 and not (tmp_path / "null_odds.json").exists()
+    assert code == 0 and not (tmp_path / "predictions.null_odds.json").exists()
     assert json.loads(out.read_text()) == {"long": "Houston", "short": "Houston"}
     code, stdout, _ = _mbqa(capsys, "evaluate", "--squad", squad, "--predictions", str(out))
     assert code == 0 and json.loads(stdout) == {"exact_match": 100.0, "f1": 100.0}
@@ -278,3 +284,106 @@ def test_evaluate_detects_the_version_and_names_bad_input(capsys, tmp_path):
     code, _, stderr = _mbqa(capsys, "evaluate", "--squad", str(broken), "--predictions",
                             str(preds))
     assert code == 2 and str(broken) in stderr and "'paragraphs'" in stderr
+
+
+# ------------------------------------------------------------------ questions without answers
+
+
+def _unlabelled_squad(path) -> str:
+    """The first two questions without answers: no `answers` field, then an empty list."""
+    long, short = _examples()[:2]
+    qas = [{"id": long.id, "question": long.question},
+           {"id": short.id, "question": short.question, "answers": []}]
+    data = [{"title": "t", "paragraphs": [{"context": e.context, "qas": [qa]}]}
+            for e, qa in zip((long, short), qas, strict=True)]
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return str(path)
+
+
+def _json_lines(path, lines: list[dict | str]) -> str:
+    """A .jsonl file: objects as JSON, strings as given."""
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n"
+                            for line in lines), encoding="utf-8")
+    return str(path)
+
+
+LONG_RECORD = {"id": "long", "question": "Where was she born?", "context": LONG_CONTEXT,
+               "title": "t"}
+SHORT_RECORD = {"id": "short", "question": "Which city?", "context": "Houston is a city."}
+
+
+def test_predict_answers_unlabelled_files_named_after_out_and_leaves_no_temp_dir(
+    capsys, tmp_path, monkeypatch, tflite_model
+):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    sources = {"dev_preds": _unlabelled_squad(tmp_path / "dev.json"),
+               "jsonl_preds": _json_lines(tmp_path / "dev.jsonl", [LONG_RECORD, SHORT_RECORD])}
+    out_dir = tmp_path / "out"
+    for name, source in sources.items():  # two predictions into one folder
+        code, stdout, stderr = _mbqa(capsys, "predict", "--model", tflite_model, "--squad",
+                                     source, "--out", str(out_dir / f"{name}.json"),
+                                     "--query-len", "8", "--doc-stride", "8")
+        assert code == 0, stderr
+        assert f"Answered 2 questions of {source}\n" in stdout
+        assert json.loads((out_dir / f"{name}.json").read_text()) == {
+            "long": "Houston", "short": "Houston"}
+        nbest = json.loads((out_dir / f"{name}.nbest.json").read_text())
+        assert nbest["long"][0]["text"] == "Houston"
+    assert sorted(os.listdir(out_dir)) == ["dev_preds.json", "dev_preds.nbest.json",
+                                           "jsonl_preds.json", "jsonl_preds.nbest.json"]
+    code, stdout, _ = _mbqa(capsys, "answer", "--model", tflite_model, "--context",
+                            "Houston is a city.", "--question", "Which city?",
+                            "--query-len", "8", "--doc-stride", "8")
+    assert code == 0 and stdout == "Houston\n"
+    assert os.listdir(temp) == []  # the vocab extracted from the .tflite file is removed
+
+
+def test_predict_skips_invalid_questions_only_when_asked(capsys, tmp_path, saved_model):
+    source = _json_lines(tmp_path / "questions.jsonl", [
+        LONG_RECORD, {"id": "no-context", "question": "Where?"}, '{"id": "cut", ', "",
+        SHORT_RECORD,
+    ])
+    out = tmp_path / "preds.json"
+    args = ["predict", "--model", saved_model, "--squad", source, "--out", str(out),
+            "--query-len", "8", "--doc-stride", "8"]
+    code, _, stderr = _mbqa(capsys, *args)
+    assert code == 2 and not out.exists()
+    assert stderr.strip() == (f"mbqa predict: error: {source}: line 2 (question no-context): "
+                              "field 'context' is missing (pass --skip-invalid to skip such "
+                              "questions)")
+    code, stdout, stderr = _mbqa(capsys, *args, "--skip-invalid")
+    assert code == 0, stderr
+    assert stderr.splitlines() == [
+        f"mbqa predict: skipped: {source}: line 2 (question no-context): field 'context' is "
+        "missing",
+        f"mbqa predict: skipped: {source}: line 3: is not valid JSON: Expecting property name "
+        "enclosed in double quotes at column 15",
+    ]
+    assert f"Answered 2 questions of {source} (2 invalid skipped)" in stdout
+    assert json.loads(out.read_text()) == {"long": "Houston", "short": "Houston"}
+    # A SQuAD file's invalid question is named by its id.
+    squad = tmp_path / "dev.json"
+    squad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [
+        {"context": "Houston is a city.", "qas": [{"id": "q1", "question": ""}]}]}]}))
+    code, _, stderr = _mbqa(capsys, "predict", "--model", saved_model, "--squad", str(squad),
+                            "--out", str(out))
+    assert code == 2
+    assert f"{squad}: question q1: field 'question' is empty (pass --skip-invalid" in stderr
+
+
+def test_evaluate_does_not_import_tensorflow(tmp_path):
+    squad = tmp_path / "dev.json.gz"
+    squad.write_bytes(gzip.compress(
+        pathlib.Path(_write_squad(tmp_path / "dev.json", _examples()[:2], "1.1")).read_bytes()))
+    predictions = tmp_path / "preds.json"
+    predictions.write_text(json.dumps({"long": "Houston", "short": "Dallas"}))
+    argv = ["evaluate", "--squad", str(squad), "--predictions", str(predictions)]
+    script = (f"import sys\nfrom pipelines import cli\ncode = cli.main({argv!r})\n"
+              "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+              "sys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).parents[2], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"exact_match": 50.0, "f1": 50.0}

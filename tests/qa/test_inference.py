@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -69,13 +72,18 @@ def test_saved_model_predictor_returns_the_models_logits(keyword_model):
 
 
 def test_tflite_predictor_loops_over_the_batch_and_extracts_the_vocab(
-    keyword_tflite, keyword_model
+    keyword_tflite, keyword_model, tmp_path, monkeypatch
 ):
     _, vocab = keyword_model
-    predictor = inference.load_predictor(keyword_tflite)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with inference.load_predictor(keyword_tflite) as predictor:
+        assert os.listdir(tmp_path) == []  # the vocab is written when first asked for
+        assert open(predictor.vocab_path, encoding="utf-8").read() == open(vocab).read()
+        assert predictor.vocab_path.startswith(str(tmp_path))
+    assert os.listdir(tmp_path) == []  # and removed on close
+    predictor.close()  # twice is fine
     assert isinstance(predictor, inference.TFLitePredictor)
     assert predictor.seq_len == SEQ_LEN
-    assert open(predictor.vocab_path, encoding="utf-8").read() == open(vocab).read()
     w = random_windows(3, seed=1)
     start, end = predictor.predict(w["input_ids"], w["input_mask"], w["segment_ids"])
     want_start, want_end = expected_logits(

@@ -178,3 +178,74 @@ def test_structure_errors_name_the_json_location(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(squad_json.SquadFileError, match="nope.json: cannot be read"):
         squad_json.read_squad_examples(str(tmp_path / "nope.json"))
+
+
+def test_unlabelled_reading_takes_questions_without_answers(tmp_path):
+    context = "Normandy is in France."
+    qas = [{"id": "no-field", "question": "Where?"},
+           {"id": "empty", "question": "Where?", "answers": [], "is_impossible": False},
+           {"id": "given", "question": "Where?",
+            "answers": [{"text": "France", "answer_start": 15}]}]
+    path = _squad_file(tmp_path, [{"context": context, "qas": qas}])
+    examples, invalid = squad_json.read_squad_examples(path, labelled=False)
+    assert invalid == [] and [e.id for e in examples] == ["no-field", "empty", "given"]
+    assert [e.answer_texts for e in examples] == [(), (), ("France",)]
+    _, invalid = squad_json.read_squad_examples(path, skip_invalid=True)
+    assert [(r.question_id, r.field, r.reason) for r in invalid] == [
+        ("no-field", "answers", "is missing"),
+        ("empty", "answers", "is empty but is_impossible is not true")]
+    # Answers that are given are still checked.
+    qas[2]["answers"][0]["answer_start"] = 0
+    path = _squad_file(tmp_path, [{"context": context, "qas": qas}])
+    with pytest.raises(squad_json.InvalidQuestionError,
+                       match="question given: field 'answers.0..answer_start' = 0 does not"):
+        squad_json.read_squad_examples(path, labelled=False)
+
+
+def test_json_lines_one_question_per_line(tmp_path):
+    lines = [{"id": "q1", "question": "Where?", "context": "Normandy is in France.",
+              "title": "Normandy"},
+             {"id": "q2", "question": "Who?", "context": "The Normans, in 東京\u2028."}]
+    text = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n\n"
+    path = tmp_path / "questions.jsonl"
+    path.write_text(text, encoding="utf-8")
+    compressed = tmp_path / "questions.jsonl.gz"
+    compressed.write_bytes(gzip.compress(text.encode("utf-8")))
+    for source in (path, compressed):
+        examples, _ = squad_json.read_squad_examples(str(source), labelled=False)
+        assert examples == [
+            squad.SquadExample(id="q1", title="Normandy", context=lines[0]["context"],
+                               question="Where?"),
+            squad.SquadExample(id="q2", title="", context=lines[1]["context"],
+                               question="Who?")]
+    with pytest.raises(squad_json.InvalidQuestionError,
+                       match=r"questions.jsonl: line 1 \(question q1\): field 'answers' is "
+                             "missing"):
+        squad_json.read_squad_examples(str(path))
+
+
+def test_json_lines_errors_name_the_file_line_and_field(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "q1", "question": "Where?", "context": ""}\n\n'
+                    '["not", "an", "object"]\n'
+                    '{"question": "Who?", "context": "c", "title": 3}\n'
+                    '{"id": "q1", "question": "Where?", "context": "c"}\n'
+                    '{"id": "q1", "question": "Where?", "context": "c"}\n'
+                    'not json\n', encoding="utf-8")
+    examples, invalid = squad_json.read_squad_examples(str(path), skip_invalid=True,
+                                                       labelled=False)
+    assert [e.id for e in examples] == ["q1"]
+    assert [r.message() for r in invalid] == [
+        f"{path}: line 1 (question q1): field 'context' is empty",
+        f"{path}: line 3: must be a JSON object, not a list",
+        f"{path}: line 4: field 'id' is missing",
+        f"{path}: line 6 (question q1): field 'id' = 'q1' at line 6 repeats the id of the "
+        "question at line 5",
+        f"{path}: line 7: is not valid JSON: Expecting value at column 1",
+    ]
+    with pytest.raises(squad_json.InvalidQuestionError) as raised:
+        squad_json.read_squad_examples(str(path), labelled=False)
+    assert str(raised.value) == invalid[0].message()
+    path.write_text("\n \n", encoding="utf-8")
+    with pytest.raises(squad_json.SquadFileError, match="bad.jsonl: is empty"):
+        squad_json.read_squad_examples(str(path), labelled=False)

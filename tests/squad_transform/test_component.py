@@ -1,6 +1,7 @@
 """SquadTransform in a real TFX pipeline (SquadExampleGen -> SquadTransform, LocalDagRunner)."""
 
 import json
+import logging
 import os
 import shutil
 
@@ -47,7 +48,8 @@ def _output(store, producer_type: str):
     raise AssertionError(f"no Examples artifact from {producer_type}")
 
 
-def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path):
+def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     fixture = data_dir / "squad" / "dev-v2.0-first5articles.official.json"
     data = json.loads(fixture.read_text(encoding="utf-8"))
     article = data["data"][0]
@@ -98,6 +100,8 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path):
         split_stats = stats["splits"][split]
         assert split_stats["questions"] == len(split_questions)
         assert split_stats["windows"] == len(written)
+        progress_lines = [m for m in caplog.messages if m.startswith(f"SquadTransform [{split}]")]
+        assert f": {len(split_questions)}/? questions" in progress_lines[-1]  # the DoFn's last
         total_windows += len(written)
     assert len(skipped_ids) == 1  # the skipped question is in one split, and listed there
     skipped_file = os.path.join(windows.uri, f"skipped-{skipped_ids[0]}.jsonl")

@@ -1,6 +1,9 @@
 """`run_fn` inside the real TFX Trainer (LocalDagRunner, ML Metadata), and warm start."""
 
+import io
+import logging
 import os
+import re
 import signal
 
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components.qa import encoders
+from components.qa import encoders, progress
 from components.qa import model as model_lib
 from components.trainer import run_fn
 from tests.trainer import fixtures
@@ -139,3 +142,41 @@ def test_warm_start_setting_off_ignores_the_base_model(tiny_spec, window_files, 
     fn_args.custom_config[run_fn.WARM_START_KEY] = True
     with pytest.raises(ValueError, match="base_model .* is not a SavedModel"):
         run_fn.run_fn(fn_args)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _fit_with_progress(steps: int, every_steps: int) -> None:
+    model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensors((tf.ones([4, 2]), tf.ones([4, 1]))).repeat()
+    logger = run_fn.ProgressLogger(steps, 4, every_steps, "local")
+    model.fit(data, steps_per_epoch=steps, callbacks=[logger], verbose=0)
+
+
+def test_progress_logs_steps_off_a_terminal_and_draws_a_bar_on_one(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="absl")  # earlier tests leave it at WARNING
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 3600.0)
+    progress.set_console(io.StringIO())
+    try:
+        _fit_with_progress(12, every_steps=5)  # lines at every_steps and at the end
+        steps = [m.split(" loss ")[0] for m in caplog.messages if m.endswith(" examples/s")]
+        assert steps == ["[local] step 5/12", "[local] step 10/12", "[local] step 12/12"]
+
+        monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)  # and every LOG_EVERY_S
+        caplog.clear()
+        _fit_with_progress(3, every_steps=1000)
+        assert sum(m.endswith(" examples/s") for m in caplog.messages) == 3
+
+        terminal = _Terminal()
+        progress.set_console(terminal)
+        caplog.clear()
+        _fit_with_progress(12, every_steps=5)
+        assert "Training from step 0 to 12" in caplog.text and "examples/s" not in caplog.text
+        assert re.search(r"\[local\] training.*12/12.*loss=[\d.]+, examples/s=[\d.]+",
+                         terminal.getvalue())
+    finally:
+        progress.set_console(None)

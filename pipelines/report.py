@@ -1,0 +1,160 @@
+"""What a local run left in ML Metadata, and the report `mbqa run` and `mbqa demo` print.
+
+The report ends with what this run pushed, or "Not pushed: <reasons>"; `exit_status` turns
+the same facts into the command's exit status (documented in the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import sys
+from typing import IO, Any
+
+from pipelines.config import PipelineConfig
+
+# Exit statuses of `mbqa run` and `mbqa demo` (2 is argparse's and the settings' error).
+EXIT_PUSHED = 0
+EXIT_FAILED = 1
+EXIT_BAD_SETTINGS = 2
+EXIT_NOT_BLESSED = 3
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What the pipeline's runs left in ML Metadata, oldest first."""
+
+    executions: dict[str, list[str]]  # node id -> the states of its executions
+    evaluation_uris: list[str]  # ModelEvaluation artifacts
+    pushed: list[dict]  # PushedModel artifacts: uri and custom properties
+
+    @property
+    def last_push(self) -> dict[str, Any] | None:
+        """The last PushedModel artifact: `pushed` is 1 when the Pusher pushed, else 0."""
+        return self.pushed[-1] if self.pushed else None
+
+
+def metadata_store(config: PipelineConfig):
+    """The pipeline's ML Metadata store (SQLite)."""
+    from ml_metadata import metadata_store as store_lib
+    from tfx.orchestration import metadata
+
+    return store_lib.MetadataStore(
+        metadata.sqlite_metadata_connection_config(config.resolved_metadata_path())
+    )
+
+
+def custom_properties(artifact) -> dict[str, Any]:
+    """An MLMD artifact's custom properties as plain values."""
+    return {key: getattr(value, value.WhichOneof("value"))
+            for key, value in artifact.custom_properties.items() if value.WhichOneof("value")}
+
+
+def run_summary(config: PipelineConfig) -> RunSummary:
+    """Reads the pipeline's executions and artifacts from its ML Metadata store."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    store = metadata_store(config)
+    state_name = metadata_store_pb2.Execution.State.Name
+    prefix = f"{config.pipeline_name}."
+    executions = {}
+    for context in store.get_contexts_by_type("node"):
+        if context.name.startswith(prefix):
+            found = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+            executions[context.name[len(prefix):]] = [state_name(e.last_known_state)
+                                                     for e in found]
+
+    def artifacts(type_name: str) -> list:
+        return sorted(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
+
+    pushed = [{"uri": a.uri, **custom_properties(a)} for a in artifacts("PushedModel")]
+    return RunSummary(executions, [a.uri for a in artifacts("ModelEvaluation")], pushed)
+
+
+def exit_status(config: PipelineConfig) -> int:
+    """EXIT_PUSHED when the last Pusher execution pushed a model, else EXIT_NOT_BLESSED."""
+    push = run_summary(config).last_push
+    return EXIT_PUSHED if push and push.get("pushed") == 1 else EXIT_NOT_BLESSED
+
+
+def answer_one_question(config: PipelineConfig, tflite_path: str) -> dict[str, str]:
+    """The first eval question, its expected answer, and the answers of `mbqa answer`'s
+    code and of the TFLite Task Library (or why the file does not work there)."""
+    from components.qa import answering, inference, squad_json, task_library
+    from components.qa.windows import WindowConfig, WindowMaker
+
+    pattern = config.eval_pattern.replace("{SPAN}", "*")
+    path = sorted(glob.glob(os.path.join(config.data_root, pattern)))[-1]
+    example = squad_json.read_squad_examples(path)[0][0]
+    with inference.load_predictor(tflite_path) as predictor:
+        maker = WindowMaker(predictor.vocab_path, WindowConfig.from_spec(config.build_spec()))
+        answers = answering.answer_questions(predictor, [example], maker)
+    try:
+        library_answer = task_library.answer(tflite_path, example.context, example.question)
+    except RuntimeError as e:
+        library_answer = f"(does not work in the Task Library: {e})"
+    return {
+        "Question": example.question,
+        "Expected": example.answer_texts[0] if example.answer_texts else "",
+        "mbqa answer": answers.predictions[example.id],
+        "Task Library": library_answer,
+    }
+
+
+def model_scores(name: str, scores: dict[str, Any]) -> str:
+    """One model's EM/F1 (and SQuAD 2.0's HasAns/NoAns F1 and best threshold)."""
+    line = f"{name:18} EM {scores['exact_match']:6.2f}  F1 {scores['f1']:6.2f}"
+    official = scores.get("official", {})
+    if "HasAns_f1" in official or "NoAns_f1" in official:
+        line += (f"  HasAns F1 {official.get('HasAns_f1', float('nan')):6.2f}"
+                 f"  NoAns F1 {official.get('NoAns_f1', float('nan')):6.2f}")
+    if "best_f1_thresh" in official:
+        line += f"  best threshold {official['best_f1_thresh']:.3f}"
+    return line
+
+
+def print_evaluation(evaluation: dict, out: IO[str] = sys.stdout) -> None:
+    """Each TFLite file's size and agreement with the SavedModel, and every gate check."""
+    for name, scores in evaluation["models"].items():
+        agreement = scores.get("agreement")
+        if agreement:
+            diff = max(agreement["max_abs_diff_start"], agreement["max_abs_diff_end"])
+            print(f"  {name}: {scores['size_bytes'] / 1e6:.1f} MB, vs SavedModel: max |logit "
+                  f"diff| {diff:.3f}, same best span "
+                  f"{100 * agreement['same_best_span_share']:.0f}%, Task Library: "
+                  f"{'yes' if scores['task_library']['compatible'] else 'no'}", file=out)
+    blessing = evaluation["blessing"]
+    print(f"Gate: {'blessed' if blessing['blessed'] else 'NOT blessed'}", file=out)
+    for check in blessing.get("checks", []):
+        print(f"  {'ok    ' if check['passed'] else 'FAILED'}  {check['detail']}", file=out)
+
+
+def print_report(config: PipelineConfig, out: IO[str] = sys.stdout) -> None:
+    """Prints where the last run's outputs are, its gate, what it pushed (or why not) and one
+    question answered by the pushed file. EM/F1 are on each component's line."""
+    summary = run_summary(config)
+    print(f"Pipeline artifacts: {config.pipeline_root}", file=out)
+    print(f"ML Metadata:        {config.resolved_metadata_path()}", file=out)
+    evaluation = None
+    if summary.evaluation_uris:
+        metrics_path = os.path.join(summary.evaluation_uris[-1], "metrics.json")
+        print(f"Evaluation:         {metrics_path}", file=out)
+        with open(metrics_path, encoding="utf-8") as f:
+            evaluation = json.load(f)
+        print_evaluation(evaluation, out)
+    push = summary.last_push
+    if not push or push.get("pushed") != 1:
+        failed = [c["detail"] for c in evaluation["blessing"].get("checks", [])
+                  if not c["passed"]] if evaluation else ["no evaluation"]
+        print(f"Not pushed to {config.push_destination}: {'; '.join(failed)}", file=out)
+        return
+    destination = push.get("pushed_destination") or push["uri"]
+    tflite_files = sorted(glob.glob(os.path.join(destination, "**", "*.tflite"), recursive=True))
+    print(f"Pushed model:       {destination}", file=out)
+    for path in tflite_files:
+        print(f"  {path} ({os.path.getsize(path) / 1e6:.1f} MB)", file=out)
+    if tflite_files:
+        for label, text in answer_one_question(config, tflite_files[0]).items():
+            print(f"{label + ':':14}{text}", file=out)
