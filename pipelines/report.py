@@ -115,7 +115,7 @@ def model_scores(name: str, scores: dict[str, Any]) -> str:
     return line
 
 
-def print_evaluation(evaluation: dict, out: IO[str] = sys.stdout) -> None:
+def print_evaluation(evaluation: dict, out: IO[str]) -> None:
     """Each TFLite file's size and agreement with the SavedModel, and every gate check."""
     for name, scores in evaluation["models"].items():
         agreement = scores.get("agreement")
@@ -131,9 +131,11 @@ def print_evaluation(evaluation: dict, out: IO[str] = sys.stdout) -> None:
         print(f"  {'ok    ' if check['passed'] else 'FAILED'}  {check['detail']}", file=out)
 
 
-def print_report(config: PipelineConfig, out: IO[str] = sys.stdout) -> None:
+def print_report(config: PipelineConfig, out: IO[str] | None = None) -> None:
     """Prints where the last run's outputs are, its gate, what it pushed (or why not) and one
-    question answered by the pushed file. EM/F1 are on each component's line."""
+    question answered by the pushed file (to `out`, default stdout). EM/F1 are on each
+    component's line."""
+    out = out or sys.stdout
     summary = run_summary(config)
     print(f"Pipeline artifacts: {config.pipeline_root}", file=out)
     print(f"ML Metadata:        {config.resolved_metadata_path()}", file=out)

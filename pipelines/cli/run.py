@@ -48,9 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
-    run.add_argument("--verbose", action="store_true",
-                     help="show TensorFlow's, TFX's and Beam's logs and tracebacks here too "
-                     "(default: only in the log file)")
     run.set_defaults(handler=_run)
 
     compile_ = subparsers.add_parser(
@@ -123,9 +120,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="training steps (default: 800, the demo's)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="further settings, as for `mbqa run` (default: none)")
-    demo.add_argument("--verbose", action="store_true",
-                     help="show TensorFlow's, TFX's and Beam's logs and tracebacks here too "
-                     "(default: only in the log file)")
     demo.set_defaults(handler=_demo)
 
     settings = subparsers.add_parser(
