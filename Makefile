@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_windows.py
+	$(BIN)/python benchmarks/bench_input_pipeline.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -32,7 +32,7 @@ import numpy as np
 
 from components.qa import answering, inference, metrics, squad_json, tflite
 from components.qa import spec as spec_lib
-from components.qa.windows import AnswerNotFoundError, WindowConfig, WindowMaker
+from components.qa.windows import WindowConfig, WindowMaker
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -49,12 +49,7 @@ def representative_windows(train_json: str, maker: WindowMaker, n: int,
                            seed: int = 0) -> dict[str, np.ndarray]:
     """A seeded uniform sample of `n` training-mode windows of the train JSON's questions."""
     examples, _ = squad_json.read_squad_examples(train_json)
-    windows = []
-    for example in examples:
-        try:
-            windows.extend(maker.make_windows(example, training=True))
-        except AnswerNotFoundError:
-            continue
+    windows, _ = maker.training_windows(examples)
     sample = random.Random(seed).sample(windows, min(n, len(windows)))
     print(f"Calibration: {len(sample)} of {len(windows)} training windows of "
           f"{len(examples)} questions", flush=True)

@@ -34,6 +34,8 @@ LOCAL_ORCHESTRATORS = ("local", "beam")
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
 # Strategies that need a cluster of machines (`TF_CONFIG`): Vertex AI training sets one up.
 MULTI_MACHINE_STRATEGIES = ("multi_worker_mirrored", "parameter_server")
+# Keras mixed precision policies of the Trainer (components.trainer.run_fn's too).
+MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
 ENV_PREFIX = "MBQA_"
 # A directory is a Hub module if it holds one of these (TF2 SavedModel / TF1 Hub format).
 _HUB_MODULE_FILES = ("saved_model.pb", "tfhub_module.pb")
@@ -75,6 +77,8 @@ class PipelineConfig:
         and shapes (otherwise, and when False, training starts from the encoder).
       trim_padding: cut each training batch to its longest window (rounded up to 64
         tokens) instead of feeding seq_len tokens; not on TPUs.
+      mixed_precision: the Trainer's Keras mixed precision policy: '' (float32),
+        'mixed_float16' (GPUs) or 'mixed_bfloat16' (TPUs, CPUs); the exported model is float32.
       min_exact_match: the blessing threshold on exact match (0-100).
       min_f1: the blessing threshold on F1 (0-100).
       max_regression: how many points (EM and F1) the shipped file may lose against the last
@@ -124,6 +128,7 @@ class PipelineConfig:
     eval_steps: int = 100
     warm_start: bool = True
     trim_padding: bool = True
+    mixed_precision: str = ""
     min_exact_match: float = GateConfig.min_exact_match
     min_f1: float = GateConfig.min_f1
     max_regression: float = GateConfig.max_regression
@@ -257,6 +262,12 @@ class PipelineConfig:
         bad_args = [a for a in self.beam_pipeline_args if not a.startswith("--")]
         if bad_args:
             errors.append(f"beam_pipeline_args {bad_args} must be --flag=value options")
+        if self.mixed_precision not in ("", *MIXED_PRECISIONS):
+            errors.append(f"mixed_precision={self.mixed_precision!r} is not '' (off) or one of "
+                          f"{MIXED_PRECISIONS}")
+        elif self.mixed_precision == "mixed_float16" and spec.distribution_strategy == "tpu":
+            errors.append("mixed_precision='mixed_float16' cannot run on TPUs "
+                          "(spec.distribution_strategy='tpu'): TPUs use 'mixed_bfloat16'")
         if self.local_orchestrator not in LOCAL_ORCHESTRATORS:
             errors.append(f"local_orchestrator={self.local_orchestrator!r} is not one of "
                           f"{LOCAL_ORCHESTRATORS}")

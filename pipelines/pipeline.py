@@ -19,7 +19,7 @@ from components.pusher.component import TFLitePusher
 from components.squad_example_gen.component import SquadExampleGen
 from components.squad_transform.component import SquadTransform
 from components.trainer.component import QaTrainer
-from components.trainer.run_fn import TRIM_PADDING_KEY, WARM_START_KEY
+from components.trainer.run_fn import MIXED_PRECISION_KEY, TRIM_PADDING_KEY, WARM_START_KEY
 from pipelines.config import PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -116,7 +116,8 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
 
 def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
     """`run_fn`'s settings besides the spec (which is the Trainer's `spec` property)."""
-    return {WARM_START_KEY: config.warm_start, TRIM_PADDING_KEY: config.trim_padding}
+    return {WARM_START_KEY: config.warm_start, TRIM_PADDING_KEY: config.trim_padding,
+            MIXED_PRECISION_KEY: config.mixed_precision}
 
 
 def vertex_training(config: PipelineConfig, target: str) -> dict[str, Any] | None:

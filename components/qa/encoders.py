@@ -177,7 +177,9 @@ def load_encoder(spec: Any) -> tf.keras.layers.Layer:
     Returns a layer: `layer({'input_ids', 'input_mask', 'segment_ids'})` (int32 [B, L])
     gives the sequence output [B, L, H], or `(start_logits, end_logits)` when
     `spec.init_from_squad_model` (the module's SQuAD head). Build it inside the
-    distribution strategy's scope. Errors as `check_module`.
+    distribution strategy's scope. Under a mixed precision policy the native encoder of a
+    TF1 module computes in float16/bfloat16; a TF2 SavedModel (`hub.KerasLayer`) keeps the
+    float32 it was saved in. Errors as `check_module`.
     """
     module_dir = check_module(spec)
     found = TF2 if spec.is_tf2 else TF1

@@ -28,7 +28,8 @@ def build_qa_model(spec: spec_lib.BertQaSpec) -> tf.keras.Model:
 
     The model takes a dict keyed `spec.SERVING_INPUTS` and returns a dict keyed
     `spec.SERVING_OUTPUTS`. With `spec.init_from_squad_model` the module's own SQuAD
-    logits are the outputs (no new head).
+    logits are the outputs (no new head). The layers take the global Keras policy; the
+    logits are float32 in any policy.
     """
     inputs = {  # Any length: training may trim padded batches (see trainer/dataset.py).
         name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)

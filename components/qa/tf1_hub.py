@@ -14,8 +14,9 @@ The encoder's shape comes from the checkpoint (layers, sizes, bottlenecks, norma
 what shapes cannot tell (attention heads, activation, dropout) from the module's
 `assets/mobilebert_config.json` if it has one, else from the published MobileBERT config.
 `check_conversion` runs the module's own `tokens` (or `squad`) signature next to the
-native encoder as built for training, on the same input, so a wrong guess fails before
-training, naming what to set.
+native encoder as built for export (float32), on the same input, so a wrong guess fails
+before training, naming what to set. Under a mixed precision policy the native encoder
+computes in float16 or bfloat16, like the rest of the QA model.
 """
 
 from __future__ import annotations
@@ -162,12 +163,21 @@ def build_native_encoder(
 
     The model maps int32 `input_ids`, `input_mask`, `segment_ids` [B, L] to the sequence
     output [B, L, H], or with `squad` to `(start_logits, end_logits)` from the module's
-    `cls/squad` head. Raises ValueError naming every variable that has no counterpart.
+    `cls/squad` head, computed in the global Keras policy's dtype. Raises ValueError naming
+    every variable that has no counterpart, or for a 'layer_norm' module under a mixed policy.
     """
     from components.qa import encoders
 
     variables = read_module_variables(module_dir)
     config = infer_config(module_dir, variables)
+    compute_dtype = tf.keras.mixed_precision.global_policy().compute_dtype
+    if config["normalization_type"] == "layer_norm" and compute_dtype != "float32":
+        # Its LayerNormalization is float32 and its residual sums do not cast (TF 2.15).
+        raise ValueError(
+            f"Model Garden's MobileBERTEncoder with normalization_type='layer_norm' cannot "
+            f"compute in {compute_dtype}: train this module without mixed_precision (the "
+            "published MobileBERT's 'no_norm' can)"
+        )
     encoder = encoders.build_mobilebert_encoder(config)
     inputs = _input_layers()
     sequence = encoder(dict(zip(TF2_INPUT_NAMES, inputs.values(), strict=True)))[

@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import functools
 import re
+from collections.abc import Iterable
 
 from components.qa.squad import SquadExample
 from components.qa.tokenization import CLS, SEP, WordPieceTokenizer
@@ -128,6 +129,17 @@ class WindowMaker:
     def doc_words(self, context: str) -> list[str]:
         """The passage's whitespace-separated words, which `token_to_orig_map` indexes."""
         return _DOC_WORD.findall(context)
+
+    def training_windows(self, examples: Iterable[SquadExample]) -> tuple[list[Window], int]:
+        """(the training windows of `examples`, how many questions were skipped because their
+        answer is not in the passage: `AnswerNotFoundError`, as the SquadTransform skips)."""
+        windows, skipped = [], 0
+        for example in examples:
+            try:
+                windows.extend(self.make_windows(example, training=True))
+            except AnswerNotFoundError:
+                skipped += 1
+        return windows, skipped
 
     def make_windows(self, example: SquadExample, training: bool) -> list[Window]:
         """The windows of one question, in passage order (none for a passage without tokens).

@@ -17,19 +17,21 @@ TensorBoard logs go to the execution's `model_run_dir` (`logs/`). Checkpoints (`
 the execution (input files, spec, steps, batch size, base model): a retried or re-run
 execution after a crash (TFX gives it a new `model_run_dir`) resumes from its last
 checkpoint and stops at the same step count; an execution with other inputs or settings
-never restores it. Only the chief of a multi-worker job writes the model and checkpoints;
-the other workers wait for the chief's export before returning (TFX's executor checks
-that the model exists on every replica).
+never restores it. With `mixed_precision` the model trains under that Keras policy and
+is exported in float32 (see `train_and_export`). Only the chief of a multi-worker job
+writes the model and checkpoints; the other workers wait for the chief's export before
+returning (TFX's executor checks that the model exists on every replica).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -47,6 +49,10 @@ CHECKPOINT_EVERY_KEY = "checkpoint_every_steps"
 COLLECTIVE_TIMEOUT_KEY = "collective_timeout_s"
 WARM_START_KEY = "warm_start"
 TRIM_PADDING_KEY = "trim_padding"
+MIXED_PRECISION_KEY = "mixed_precision"
+# The Keras policies `mixed_precision` may name ('' trains in float32); as in
+# pipelines.config.MIXED_PRECISIONS.
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # The training's steps, time and loss, beside the SavedModel (TF Serving's extra assets).
 TRAINING_RECORD = "assets.extra/training.json"
 # Where executions keep their resumable state, beside `model_run/` in the pipeline root.
@@ -199,6 +205,17 @@ def _datasets(
     return make(train_files, True), (make(eval_files, False) if eval_steps else None)
 
 
+@contextlib.contextmanager
+def _global_policy(name: str) -> Iterator[None]:
+    """Keras's global dtype policy is `name` inside, the previous one again after."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def _epochs(train_steps: int, checkpoint_every: int, coordinated: bool) -> tuple[int, int]:
     """`(epochs, steps_per_epoch)`: one epoch, or under parameter servers (where Keras backs
     up at epoch ends only) epochs of at most `checkpoint_every` steps."""
@@ -223,6 +240,7 @@ def train_and_export(
     export_wait_s: float = EXPORT_WAIT_S,
     log_dir: str | None = None,
     trim_padding: bool = True,
+    mixed_precision: str = "",
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
@@ -230,6 +248,10 @@ def train_and_export(
     `model_dir/logs`). Warm-starts from `base_model` when it has the same variables and
     shapes (else a logged cold start). With `trim_padding` each batch is cut to its
     longest window (`dataset.trim_padding`; not on TPUs, which need one shape).
+    `mixed_precision` ('' or one of `MIXED_PRECISION_POLICIES`) is the Keras policy the
+    model is built and trained under: float32 variables, float16 or bfloat16 computations,
+    float32 logits and loss; `compile` wraps the optimizer in a LossScaleOptimizer for
+    'mixed_float16'. The exported SavedModel is a float32 copy of the trained model.
     Returns `serving_dir` on the process that exported
     (the chief), None on the others (other workers, once the chief's export exists, and
     the `worker`/`ps` servers of a parameter-server job).
@@ -238,6 +260,10 @@ def train_and_export(
         return None
     if train_steps <= 0:
         raise ValueError(f"train_steps={train_steps} must be > 0")
+    if mixed_precision not in ("", *MIXED_PRECISION_POLICIES):
+        raise ValueError(f"mixed_precision={mixed_precision!r} is not '' (off) or one of "
+                         f"{MIXED_PRECISION_POLICIES}")
+    policy = mixed_precision or "float32"
     strategy = strategies.make_strategy(spec, collective_timeout_s)
     task_type, task_index = strategies.cluster_task()
     task = f"{task_type}:{task_index}" if task_type else "local"
@@ -251,16 +277,24 @@ def train_and_export(
     )
     logging.info(
         "[%s] Training %s: %d steps of %d windows (%d replicas), %d eval steps, "
-        "checkpoint every %d steps under %s; %s",
+        "checkpoint every %d steps under %s; %s; Keras policy %s",
         task, spec.name, train_steps, batch_size, strategy.num_replicas_in_sync, eval_steps,
         steps_per_epoch if coordinated else checkpoint_every, model_dir,
         "batches trimmed to their longest window" if trim else f"windows of {spec.seq_len}",
+        policy,
     )
-    with strategy.scope():
+    with _global_policy(policy), strategy.scope():
         model = model_lib.build_qa_model(spec)
-    if not spec.is_tf2:  # The native encoder equals the module (outside the scope).
+    # TFLite has no bfloat16 tensors ("invalid TFLite type: bf16") and the SavedModel serves
+    # float32: under a mixed policy the export is a float32 twin that gets the trained weights
+    # (mixed policies keep float32 variables).
+    serving_model = model
+    if mixed_precision:
+        with _global_policy("float32"):
+            serving_model = model_lib.build_qa_model(spec)
+    if not spec.is_tf2:  # The native encoder equals the module (float32, outside the scope).
         tf1_hub.check_conversion(encoders.resolve_module_dir(spec.uri),
-                                 model.get_layer(tf1_hub.NATIVE_MODEL_NAME),
+                                 serving_model.get_layer(tf1_hub.NATIVE_MODEL_NAME),
                                  squad=spec.init_from_squad_model)
     with strategy.scope():
         if base_model:
@@ -307,7 +341,10 @@ def train_and_export(
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     model.save_weights(os.path.join(strategies.write_dir(checkpoint_dir, strategy), "final"))
     strategies.remove_temp_dir(checkpoint_dir, strategy)
-    model_lib.export_serving_model(model, strategies.write_dir(serving_dir, strategy), spec)
+    if serving_model is not model:
+        serving_model.set_weights(model.get_weights())
+    model_lib.export_serving_model(serving_model, strategies.write_dir(serving_dir, strategy),
+                                   spec)
     strategies.remove_temp_dir(serving_dir, strategy)
     if not strategies.is_chief(strategy):
         _wait_for_export(serving_dir, export_wait_s, task)
@@ -318,6 +355,7 @@ def train_and_export(
         else None,
         "batch_size": batch_size, "replicas": strategy.num_replicas_in_sync,
         "strategy": spec.distribution_strategy, "trim_padding": trim,
+        "mixed_precision": policy,
     })
     logging.info("[%s] Model exported to %s; checkpoints in %s", task, serving_dir, checkpoint_dir)
     return serving_dir
@@ -396,4 +434,5 @@ def run_fn(fn_args) -> None:
         ),
         log_dir=os.path.join(fn_args.model_run_dir, "logs"),
         trim_padding=bool(config.get(TRIM_PADDING_KEY, True)),
+        mixed_precision=config.get(MIXED_PRECISION_KEY, ""),
     )

@@ -134,6 +134,7 @@ def test_valid_local_config_passes_and_creates_output_dirs(local_config):
     ("train_steps=0", "train_steps=0"),
     ("local_orchestrator=airflow", "local_orchestrator"),
     ('beam_pipeline_args=["direct_num_workers=2"]', "beam_pipeline_args"),
+    ("mixed_precision=float16", "mixed_precision='float16' is not"),
 ])
 def test_invalid_settings_fail_before_any_work(local_config, override, message):
     with pytest.raises(ConfigError, match=message):
@@ -257,3 +258,14 @@ def test_kubeflow_tpu_topology_is_checked():
     config.validate("kubeflow")
     with pytest.raises(ConfigError, match="kubeflow_tpu_topology='2by4'"):
         config.with_overrides(["kubeflow_tpu_topology=2by4"]).validate("kubeflow")
+
+
+def test_mixed_precision_is_parsed_and_float16_is_refused_on_tpus(local_config):
+    tpu = local_config.with_overrides(["spec.distribution_strategy=tpu", "spec.tpu=local"])
+    for policy in ("mixed_bfloat16", "mixed_float16"):
+        config = local_config.with_overrides([f"mixed_precision={policy}"])
+        assert config.mixed_precision == policy
+        config.validate("local")
+    tpu.with_overrides(["mixed_precision=mixed_bfloat16"]).validate("local")
+    with pytest.raises(ConfigError, match="mixed_precision='mixed_float16' cannot run on TPUs"):
+        tpu.with_overrides(["mixed_precision=mixed_float16"]).validate("local")

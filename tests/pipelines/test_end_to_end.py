@@ -1,7 +1,8 @@
-"""The whole pipeline, locally, through the TFX CLI, checked in ML Metadata.
+"""The whole pipeline, locally, through the TFX CLI and `mbqa`, checked in ML Metadata.
 
 One pipeline (the demo's settings, fewer steps and questions) lives through three runs:
-1. `tfx run create` killed (SIGKILL) once SquadTransform's execution is recorded;
+1. `tfx run create`, started outside the checkout, killed (SIGKILL) once SquadTransform's
+   execution is recorded;
 2. `mbqa demo` on the same directory: finished components come from the cache, the rest
    runs, a model is pushed; the terminal shows a short report, the logs are in the log file;
 3. `mbqa run` (settings from MBQA_* variables) with a new data span, another encoder (one
@@ -52,15 +53,12 @@ def workspace(tmp_path_factory):
     prepare_inputs(config, num_questions=60)
     env = {**os.environ, **config.to_env(), "LOCAL_HOME": str(out / "tfx_home"),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
-    created = _tfx(["pipeline", "create", "--engine", "local",
-                    "--pipeline_path", str(REPO / "pipelines" / "local_runner.py")], env)
+    created = subprocess.run(
+        [TFX, "pipeline", "create", "--engine", "local", "--pipeline_path",
+         str(REPO / "pipelines" / "local_runner.py")],
+        env=env, cwd=out, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert created.returncode == 0, created.stdout[-3000:]
     return config, env
-
-
-def _tfx(args, env, **kwargs):
-    return subprocess.run([TFX, *args], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S, **kwargs)
 
 
 def _mbqa(args, env, tmp_dir) -> tuple[subprocess.CompletedProcess, str]:
@@ -99,7 +97,8 @@ def _wait_for(config, process, predicate, timeout_s=RUN_TIMEOUT_S):
 def killed_run(workspace):
     config, env = workspace
     process = subprocess.Popen(
-        [TFX, "run", "create", "--engine", "local", "--pipeline_name", NAME], env=env, cwd=REPO,
+        [TFX, "run", "create", "--engine", "local", "--pipeline_name", NAME], env=env,
+        cwd=os.path.dirname(config.data_root),  # not the checkout: the runner finds it
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     transformed = _wait_for(config, process,

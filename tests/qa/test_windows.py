@@ -190,6 +190,15 @@ def test_answer_not_found_is_signalled_in_training_only():
         maker.make_windows(outside, training=True)
 
 
+def test_training_windows_skip_and_count_answers_not_found():
+    maker = WindowMaker(VOCAB, WindowConfig(seq_len=32, query_len=8, doc_stride=8))
+    good = _example("the cat sat on the mat", answer="cat", start=4)
+    wrong = _example("the cat sat on the mat", answer="dog", start=4)
+    windows, skipped = maker.training_windows([good, wrong, good])
+    assert skipped == 1
+    assert windows == maker.make_windows(good, training=True) * 2
+
+
 def test_passage_without_tokens_has_no_windows():
     maker = WindowMaker(VOCAB, WindowConfig(seq_len=32, query_len=8, doc_stride=8))
     assert maker.make_windows(_example("\x00 \u200b"), training=False) == []
