@@ -39,7 +39,7 @@ MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
 ENV_PREFIX = "MBQA_"
 # A directory is a Hub module if it holds one of these (TF2 SavedModel / TF1 Hub format).
 _HUB_MODULE_FILES = ("saved_model.pb", "tfhub_module.pb")
-_REMOTE_PREFIXES = ("gs://", "http://", "https://")
+REMOTE_PREFIXES = ("gs://", "http://", "https://")
 # The default run directory: every default output (and the default data root) is under it.
 RUN_DIR = os.path.expanduser("~/mbqa-runs")
 # The placeholder `image`: Kubeflow and Vertex AI runs need a real one.
@@ -299,7 +299,7 @@ class PipelineConfig:
             if not value.startswith("gs://"):
                 errors.append(f"{name}={value!r}: the {target} steps run in containers that "
                               "see no local files; use a gs:// path")
-        if not spec.uri.startswith(_REMOTE_PREFIXES):
+        if not spec.uri.startswith(REMOTE_PREFIXES):
             errors.append(f"spec.uri={spec.uri!r}: the {target} steps run in containers that "
                           "see no local files; use a gs:// path or an http(s) URL")
         strategy = spec.distribution_strategy
@@ -357,7 +357,7 @@ def check_hub_module(uri: str, is_tf2: bool) -> None:
         else:
             _check_url_reachable(uri)
         return
-    if uri.startswith(_REMOTE_PREFIXES):
+    if uri.startswith(REMOTE_PREFIXES):
         return
     if not os.path.isdir(uri):
         raise ConfigError(f"spec.uri={uri!r} is neither a URL, a gs:// path nor a directory")
@@ -375,7 +375,7 @@ def check_hub_module(uri: str, is_tf2: bool) -> None:
 
 def check_writable(name: str, path: str) -> None:
     """Raises ConfigError unless the local directory `path` can be created and written."""
-    if path.startswith(_REMOTE_PREFIXES):
+    if path.startswith(REMOTE_PREFIXES):
         return
     try:
         os.makedirs(path or ".", exist_ok=True)
@@ -387,7 +387,7 @@ def check_writable(name: str, path: str) -> None:
 
 def _absolute(path: str) -> str:
     """A local `path` made absolute (`~` expanded); '', gs:// and http(s) as they are."""
-    if not path or path.startswith(_REMOTE_PREFIXES):
+    if not path or path.startswith(REMOTE_PREFIXES):
         return path
     return os.path.abspath(os.path.expanduser(path))
 

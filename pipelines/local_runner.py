@@ -41,14 +41,14 @@ def run_local(config: PipelineConfig) -> None:
     logging.info("Running pipeline %r (%s runner); artifacts under %s, ML Metadata in %s",
                  config.pipeline_name, config.local_orchestrator, config.pipeline_root,
                  config.resolved_metadata_path())
-    with private_temp_dir():
-        runner.run(pipeline)
+    runner.run(pipeline)
 
 
 @contextlib.contextmanager
 def private_temp_dir() -> Iterator[str]:
     """Points `tempfile` and TMPDIR (Beam's worker processes) at a new directory, removed at
-    the end: TFX builds a 16 MB package per Beam component there, and executors leave files."""
+    the end: TFX builds a 16 MB package per Beam component there, and executors leave files.
+    It wraps a whole command: `mbqa run`/`demo`, or this file run by the TFX CLI."""
     directory = tempfile.mkdtemp(prefix="mbqa-run-")
     saved = tempfile.tempdir, os.environ.get("TMPDIR")
     tempfile.tempdir = os.environ["TMPDIR"] = directory
@@ -64,4 +64,5 @@ def private_temp_dir() -> Iterator[str]:
 
 
 if __name__ == "__main__":
-    run_local(PipelineConfig.from_env())
+    with private_temp_dir():
+        run_local(PipelineConfig.from_env())

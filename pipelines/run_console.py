@@ -21,17 +21,16 @@ from typing import IO
 
 from components.qa import progress
 from pipelines import report
-from pipelines.config import ConfigError, PipelineConfig
+from pipelines.config import REMOTE_PREFIXES, RUN_DIR, ConfigError, PipelineConfig
 
 # TFX's LocalDagRunner ("Component X is ...") and BeamDagRunner ("node X is ...").
 _NODE_EVENT = re.compile(r"(?:Component|node) (\S+) is (running|finished)\.")
-_REMOTE_PREFIXES = ("gs://", "http://", "https://")
 
 
 def log_file_path(config: PipelineConfig) -> str:
     """A new log file under the run's directory (`~/mbqa-runs/logs` for a remote root)."""
     root = config.pipeline_root
-    logs = (os.path.expanduser("~/mbqa-runs/logs") if root.startswith(_REMOTE_PREFIXES)
+    logs = (os.path.join(RUN_DIR, "logs") if root.startswith(REMOTE_PREFIXES)
             else os.path.join(os.path.abspath(root), "logs"))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return os.path.join(logs, f"{config.pipeline_name}-{stamp}.log")
