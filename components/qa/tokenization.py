@@ -17,18 +17,26 @@ final capital sigma as 'ς'; texts with a 'Σ' are lower-cased in Python first.
 
 from __future__ import annotations
 
-import bisect
 import functools
+import json
+import os
 import re
 import sys
 import unicodedata
+from collections.abc import Iterable
 
+import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
 UNK = "[UNK]"
 CLS = "[CLS]"
 SEP = "[SEP]"
 MAX_INPUT_CHARS_PER_WORD = 200
+# Distinct words whose tokens are kept (the cache is emptied when full).
+WORD_CACHE_SIZE = 200_000
+# BERT's character classes for this Python's Unicode version (`build_char_classes`).
+CHAR_CLASSES_FILE = os.path.join(os.path.dirname(__file__), "assets", "bert_char_classes.json")
+_TAB_NEWLINE_RETURN = (0x09, 0x0A, 0x0D)
 
 # BERT's CJK ideograph blocks (`BasicTokenizer._is_chinese_char`).
 _CJK_RANGES = (
@@ -37,39 +45,18 @@ _CJK_RANGES = (
 )
 
 
-def _is_control(char: str) -> bool:
-    cp = ord(char)
-    if char in "\t\n\r":
-        return False
-    return cp == 0 or cp == 0xFFFD or unicodedata.category(char) in ("Cc", "Cf")
-
-
-def _is_whitespace(char: str) -> bool:
-    return char in " \t\n\r" or unicodedata.category(char) == "Zs"
-
-
-def _is_punctuation(char: str) -> bool:
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def _is_cjk(char: str) -> bool:
-    cp = ord(char)
+def _is_cjk(cp: int) -> bool:
     return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
 
-def _is_mark(char: str) -> bool:
-    return unicodedata.category(char) == "Mn"
+def _is_ascii_punctuation(cp: int) -> bool:
+    return 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
 
 
-def _char_class(predicate) -> str:
-    """A regex character class `[...]` of every code point (no surrogates) matching predicate."""
-    ranges = []
-    for cp in range(sys.maxunicode + 1):
-        if 0xD800 <= cp <= 0xDFFF or not predicate(chr(cp)):
-            continue
+def _char_class(code_points: list[int]) -> str:
+    """A regex character class `[...]` of the given (ascending) code points."""
+    ranges: list[list[int]] = []
+    for cp in code_points:
         if ranges and ranges[-1][1] == cp - 1:
             ranges[-1][1] = cp
         else:
@@ -83,15 +70,36 @@ def _char_class(predicate) -> str:
     return "[" + "".join(parts) + "]"
 
 
+def build_char_classes() -> dict[str, str]:
+    """BERT's character classes as regex classes, from this Python's `unicodedata`
+    (one pass over every code point but the surrogates, ~0.5 s)."""
+    members: dict[str, list[int]] = {"control": [], "whitespace": [], "mark": [], "split": []}
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        category = unicodedata.category(chr(cp))
+        if cp in _TAB_NEWLINE_RETURN or category == "Zs":  # _is_whitespace (space aside)
+            if cp != 0x20:
+                members["whitespace"].append(cp)
+        elif cp in (0, 0xFFFD) or category in ("Cc", "Cf"):  # _is_control
+            members["control"].append(cp)
+        if category == "Mn":  # the accents _run_strip_accents removes
+            members["mark"].append(cp)
+        if _is_ascii_punctuation(cp) or category.startswith("P") or _is_cjk(cp):
+            members["split"].append(cp)
+    return {name: _char_class(cps) for name, cps in members.items()}
+
+
 @functools.lru_cache(maxsize=1)
 def _char_classes() -> dict[str, str]:
-    """BERT's character classes as regex classes (built once per process, ~1 s)."""
-    return {
-        "control": _char_class(_is_control),
-        "whitespace": _char_class(lambda c: c != " " and _is_whitespace(c)),
-        "mark": _char_class(_is_mark),
-        "split": _char_class(lambda c: _is_punctuation(c) or _is_cjk(c)),
-    }
+    """BERT's character classes: `CHAR_CLASSES_FILE` when it was built with this Python's
+    Unicode version (`build_char_classes` run by `python -m components.qa.tokenization`),
+    else built now."""
+    with open(CHAR_CLASSES_FILE, encoding="utf-8") as f:
+        stored = json.load(f)
+    if stored.pop("unidata_version") == unicodedata.unidata_version:
+        return stored
+    return build_char_classes()
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,6 +156,9 @@ class WordPieceTokenizer:
             pre_tokenizers.Split(Regex(classes["split"]), "isolated"),
         ])
         self._tokenizer = tokenizer
+        # BERT's whitespace (after its control characters are removed): text splits there.
+        self._whitespace = re.compile("[ " + classes["whitespace"][1:] + "+")
+        self._word_cache: dict[str, tuple[list[str], list[int]]] = {}
 
     def _prepare(self, text: str) -> str:
         # Python's str.lower knows the final sigma; HF's per-character Lowercase does not.
@@ -157,38 +168,84 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """The WordPiece tokens of a text."""
-        return self._tokenizer.encode(self._prepare(text), add_special_tokens=False).tokens
+        return self.encode(text)[0]
 
     def encode(self, text: str) -> tuple[list[str], list[int]]:
         """The WordPiece tokens of a text and their ids."""
-        encoding = self._tokenizer.encode(self._prepare(text), add_special_tokens=False)
-        return encoding.tokens, encoding.ids
+        # BERT splits the text on whitespace before lower-casing, accent stripping,
+        # punctuation splitting and WordPiece, so its tokens are those of its pieces.
+        entries = self._cached(self.split_words(text))
+        return (
+            [token for word_tokens, _ in entries for token in word_tokens],
+            [i for _, word_ids in entries for i in word_ids],
+        )
 
     def encode_words(self, words: list[str]) -> tuple[list[str], list[int], list[int]]:
         """Tokenizes each word separately: (tokens, ids, index of each token's word).
 
-        Words must not contain whitespace. A word may give no token (e.g. only control
-        characters) or several.
+        A word may give no token (e.g. only control characters or whitespace) or several.
+        Each distinct word is tokenized once per `WORD_CACHE_SIZE` words (the words of a
+        language repeat).
         """
-        if not words:
-            return [], [], []
-        if self.do_lower_case and any("Σ" in w for w in words):
+        entries = self._cached(words)
+        tokens = [token for word_tokens, _ in entries for token in word_tokens]
+        ids = [i for _, word_ids in entries for i in word_ids]
+        token_words = [index for index, (_, word_ids) in enumerate(entries) for _ in word_ids]
+        return tokens, ids, token_words
+
+    def _cached(self, words: list[str]) -> list[tuple[list[str], list[int]]]:
+        cache = self._word_cache
+        try:
+            return [cache[w] for w in words]
+        except KeyError:
+            self.cache_words(words)
+            return [cache[w] for w in words]
+
+    def split_words(self, text: str) -> list[str]:
+        """The text's pieces between BERT's whitespace: `encode(text)` tokenizes these."""
+        return [piece for piece in self._whitespace.split(text) if piece]
+
+    def cache_words(self, words: Iterable[str]) -> None:
+        """Tokenizes the words not yet cached, all in one call (a batch of texts is quicker
+        to tokenize when their words are cached first)."""
+        cache = self._word_cache
+        words = list(dict.fromkeys(words))
+        new_words = [w for w in words if w not in cache]
+        if not new_words:
+            return
+        if len(cache) + len(new_words) > WORD_CACHE_SIZE:
+            cache.clear()
+            new_words = words
+        if self.do_lower_case and any("Σ" in w for w in new_words):
             encoding = self._tokenizer.encode(
-                [self._prepare(w) for w in words], is_pretokenized=True, add_special_tokens=False
+                [self._prepare(w) for w in new_words], is_pretokenized=True,
+                add_special_tokens=False,
             )
-            return encoding.tokens, encoding.ids, encoding.word_ids
-        # Whitespace separates BERT's words too, so tokenizing the words joined by spaces
-        # gives each word's tokens in turn (and is faster than one pre-tokenized word at a
-        # time); a token's word is found from its character offset.
-        starts = []
-        position = 0
-        for word in words:
-            starts.append(position)
-            position += len(word) + 1
-        encoding = self._tokenizer.encode(" ".join(words), add_special_tokens=False)
-        token_words = [bisect.bisect_right(starts, begin) - 1 for begin, _ in encoding.offsets]
-        return encoding.tokens, encoding.ids, token_words
+            token_words = np.asarray(encoding.word_ids, dtype=np.int64)
+        else:
+            # Tokenizing the words joined by spaces gives each word's tokens in turn (faster
+            # than pre-tokenized words); a token's word is found from its character offset.
+            encoding = self._tokenizer.encode(" ".join(new_words), add_special_tokens=False)
+            starts = np.cumsum([0] + [len(w) + 1 for w in new_words[:-1]])
+            begins = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)[:, 0]
+            token_words = np.searchsorted(starts, begins, side="right") - 1
+        # Tokens come in word order: word i's tokens are bounds[i]:bounds[i + 1].
+        bounds = np.searchsorted(token_words, np.arange(len(new_words) + 1)).tolist()
+        tokens, ids = encoding.tokens, encoding.ids
+        cache.update(
+            (word, (tokens[a:b], ids[a:b]))
+            for word, a, b in zip(new_words, bounds, bounds[1:], strict=False)
+        )
 
     def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
         """The vocab ids of tokens (KeyError for a token outside the vocab)."""
         return [self.vocab[t] for t in tokens]
+
+
+if __name__ == "__main__":
+    # Rebuilds CHAR_CLASSES_FILE for this Python's Unicode version.
+    with open(CHAR_CLASSES_FILE, "w", encoding="utf-8") as f:
+        json.dump({"unidata_version": unicodedata.unidata_version, **build_char_classes()},
+                  f, indent=1)
+        f.write("\n")
+    print(f"Wrote {CHAR_CLASSES_FILE} (Unicode {unicodedata.unidata_version})")

@@ -22,7 +22,9 @@ import collections
 import dataclasses
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from components.qa.squad import SquadExample
 from components.qa.tokenization import CLS, SEP, WordPieceTokenizer
@@ -75,10 +77,12 @@ class WindowConfig:
 class Window:
     """One model input: a question with one span of its passage.
 
-    `input_ids`, `input_mask`, `segment_ids` have `seq_len` entries; `tokens` has one per
-    real (unpadded) position; `token_to_orig_map` and `token_is_max_context` are keyed by
-    the positions of passage tokens; `token_to_orig_map` gives the index of the token's
-    word in `WindowMaker.doc_words(context)`.
+    `input_ids`, `input_mask`, `segment_ids`, `word_of_position` and
+    `max_context_of_position` have `seq_len` entries; `tokens` has one per real (unpadded)
+    position. `word_of_position` gives, per position, the index of its token's word in
+    `WindowMaker.doc_words(context)` (-1 for [CLS], the query, [SEP] and padding);
+    `max_context_of_position` is 1 where this window gives a passage token its most context,
+    else 0 (the tf.Example's `token_to_orig_map` and `token_is_max_context`).
     """
 
     example_id: str
@@ -89,8 +93,19 @@ class Window:
     start_position: int
     end_position: int
     tokens: list[str]
-    token_to_orig_map: dict[int, int]
-    token_is_max_context: dict[int, bool]
+    word_of_position: list[int]
+    max_context_of_position: list[int]
+
+    @functools.cached_property
+    def token_to_orig_map(self) -> dict[int, int]:
+        """run_squad.py's map: passage token position -> word index."""
+        return {p: w for p, w in enumerate(self.word_of_position) if w >= 0}
+
+    @functools.cached_property
+    def token_is_max_context(self) -> dict[int, bool]:
+        """run_squad.py's map: passage token position -> whether it has its max context."""
+        flags = self.max_context_of_position
+        return {p: bool(flags[p]) for p in self.token_to_orig_map}
 
 
 class AnswerNotFoundError(ValueError):
@@ -104,11 +119,16 @@ class AnswerNotFoundError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class _Passage:
+    context: str
     words: list[str]
-    word_starts: list[int]
     tokens: list[str]
     ids: list[int]
     token_words: list[int]
+
+    @functools.cached_property
+    def word_starts(self) -> list[int]:
+        """Where each word starts in the context (only training needs them)."""
+        return [match.start() for match in _DOC_WORD.finditer(self.context)]
 
 
 class WindowMaker:
@@ -133,6 +153,8 @@ class WindowMaker:
     def training_windows(self, examples: Iterable[SquadExample]) -> tuple[list[Window], int]:
         """(the training windows of `examples`, how many questions were skipped because their
         answer is not in the passage: `AnswerNotFoundError`, as the SquadTransform skips)."""
+        examples = list(examples)
+        self.tokenize_ahead(examples)
         windows, skipped = [], 0
         for example in examples:
             try:
@@ -140,6 +162,17 @@ class WindowMaker:
             except AnswerNotFoundError:
                 skipped += 1
         return windows, skipped
+
+    def tokenize_ahead(self, examples: Sequence[SquadExample]) -> None:
+        """Tokenizes the distinct words of these questions, their passages and first answers
+        in one call, so that `make_windows` finds them cached (quicker for a batch)."""
+        split = self.tokenizer.split_words
+        words = [w for c in dict.fromkeys(e.context for e in examples) for w in self.doc_words(c)]
+        for example in examples:
+            words += split(example.question)
+            if example.answer_texts:
+                words += split(example.answer_texts[0])
+        self.tokenizer.cache_words(words)
 
     def make_windows(self, example: SquadExample, training: bool) -> list[Window]:
         """The windows of one question, in passage order (none for a passage without tokens).
@@ -164,13 +197,14 @@ class WindowMaker:
         offset = len(query_tokens) + 2
         head_tokens = [CLS, *query_tokens, SEP]
         head_ids = [self._cls_id, *query_ids, self._sep_id]
+        no_words = [-1] * offset
+        no_flags = [0] * offset
         windows = []
-        for index, (start, length, is_max_context) in enumerate(
+        for index, (start, length, max_context) in enumerate(
             _layout(len(passage.tokens), cfg.seq_len - offset - 1, cfg.doc_stride)
         ):
             end = start + length
             used = offset + length + 1
-            positions = range(offset, offset + length)
             padding = [0] * (cfg.seq_len - used)
             start_position = end_position = 0
             if answer is not None and start <= answer[0] and answer[1] < end:
@@ -181,24 +215,21 @@ class WindowMaker:
                 window_index=index,
                 input_ids=head_ids + passage.ids[start:end] + [self._sep_id] + padding,
                 input_mask=[1] * used + padding,
-                segment_ids=[0] * offset + [1] * (length + 1) + padding,
+                segment_ids=no_flags + [1] * (length + 1) + padding,
                 start_position=start_position,
                 end_position=end_position,
                 tokens=head_tokens + passage.tokens[start:end] + [SEP],
-                token_to_orig_map=dict(
-                    zip(positions, passage.token_words[start:end], strict=True)
-                ),
-                token_is_max_context=dict(zip(positions, is_max_context, strict=True)),
+                word_of_position=no_words + passage.token_words[start:end]
+                + [-1] * (cfg.seq_len - offset - length),
+                max_context_of_position=no_flags + max_context + [0] + padding,
             ))
         return windows
 
     def _passage(self, context: str) -> _Passage:
         passage = self._passages.get(context)
         if passage is None:
-            matches = list(_DOC_WORD.finditer(context))
-            words = [m.group() for m in matches]
-            tokens, ids, token_words = self.tokenizer.encode_words(words)
-            passage = _Passage(words, [m.start() for m in matches], tokens, ids, token_words)
+            words = self.doc_words(context)
+            passage = _Passage(context, words, *self.tokenizer.encode_words(words))
             self._passages[context] = passage
             if len(self._passages) > _PASSAGE_CACHE_SIZE:
                 self._passages.popitem(last=False)
@@ -259,8 +290,9 @@ def _improve_answer_span(
 @functools.lru_cache(maxsize=4096)
 def _layout(
     num_tokens: int, max_span: int, doc_stride: int
-) -> tuple[tuple[int, int, tuple[bool, ...]], ...]:
-    """The windows' passage spans: (start, length, whether each token has its max context).
+) -> tuple[tuple[int, int, list[int]], ...]:
+    """The windows' passage spans: (start, length, per token 1 if it has its max context
+    in this span, else 0); callers must not change the cached lists.
 
     Spans of at most `max_span` tokens start every `doc_stride` tokens until the last
     token is covered. A token has its max context in the span where min(left, right
@@ -275,17 +307,19 @@ def _layout(
         if start + length == num_tokens:
             break
         start += min(length, doc_stride)
-    best_span = [-1] * num_tokens
-    best_score = [0.0] * num_tokens
+    if len(spans) == 1:
+        return ((0, num_tokens, [1] * num_tokens),)
+    best_span = np.zeros(num_tokens, dtype=np.int64)
+    best_score = np.full(num_tokens, -np.inf)
     for index, (start, length) in enumerate(spans):
         end = start + length - 1
-        for position in range(start, end + 1):
-            score = min(position - start, end - position) + 0.01 * length
-            if best_span[position] < 0 or score > best_score[position]:
-                best_span[position] = index
-                best_score[position] = score
+        position = np.arange(start, end + 1)
+        score = np.minimum(position - start, end - position) + 0.01 * length
+        better = position[score > best_score[start : end + 1]]
+        best_span[better] = index
+        best_score[better] = score[better - start]
     return tuple(
-        (start, length, tuple(best_span[p] == index for p in range(start, start + length)))
+        (start, length, (best_span[start : start + length] == index).astype(int).tolist())
         for index, (start, length) in enumerate(spans)
     )
 
@@ -293,10 +327,6 @@ def _layout(
 def window_to_tf_example(window: Window):
     """A window as a tf.Example (feature names in docs/architecture.md, "Windows")."""
     import tensorflow as tf
-
-    seq_len = len(window.input_ids)
-    orig = [window.token_to_orig_map.get(i, -1) for i in range(seq_len)]
-    max_context = [int(window.token_is_max_context.get(i, False)) for i in range(seq_len)]
 
     def ints(values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
@@ -311,8 +341,8 @@ def window_to_tf_example(window: Window):
         SEGMENT_IDS: ints(window.segment_ids),
         START_POSITIONS: ints([window.start_position]),
         END_POSITIONS: ints([window.end_position]),
-        TOKEN_TO_ORIG_MAP: ints(orig),
-        TOKEN_IS_MAX_CONTEXT: ints(max_context),
+        TOKEN_TO_ORIG_MAP: ints(window.word_of_position),
+        TOKEN_IS_MAX_CONTEXT: ints(window.max_context_of_position),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
@@ -337,8 +367,6 @@ def window_from_tf_example(example, vocab: dict[str, int] | None = None) -> Wind
     if vocab is not None:
         id_to_token = {i: t for t, i in vocab.items()}
         tokens = [id_to_token[i] for i, m in zip(input_ids, input_mask, strict=True) if m]
-    orig = ints(TOKEN_TO_ORIG_MAP)
-    max_context = ints(TOKEN_IS_MAX_CONTEXT)
     return Window(
         example_id=f[EXAMPLE_ID].bytes_list.value[0].decode("utf-8"),
         window_index=ints(WINDOW_INDEX)[0],
@@ -348,6 +376,6 @@ def window_from_tf_example(example, vocab: dict[str, int] | None = None) -> Wind
         start_position=ints(START_POSITIONS)[0],
         end_position=ints(END_POSITIONS)[0],
         tokens=tokens,
-        token_to_orig_map={i: w for i, w in enumerate(orig) if w >= 0},
-        token_is_max_context={i: bool(max_context[i]) for i, w in enumerate(orig) if w >= 0},
+        word_of_position=ints(TOKEN_TO_ORIG_MAP),
+        max_context_of_position=ints(TOKEN_IS_MAX_CONTEXT),
     )

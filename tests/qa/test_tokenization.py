@@ -2,9 +2,11 @@
 
 import json
 import sys
+import unicodedata
 
 import pytest
 
+from components.qa import tokenization
 from components.qa.tokenization import WordPieceTokenizer, load_vocab
 from tests.qa.classic_squad import ClassicTokenizer, split_doc
 
@@ -118,3 +120,21 @@ def test_vocab_without_special_tokens_is_rejected(tmp_path):
     with pytest.raises(ValueError, match=r"vocab\.txt.*\[CLS\]"):
         WordPieceTokenizer(str(path))
     assert load_vocab(VOCAB)["[UNK]"] == 100
+
+
+def test_stored_char_classes_are_this_pythons():
+    """The shipped classes are what `build_char_classes` gives for this Unicode version
+    (rebuild them with `python -m components.qa.tokenization`)."""
+    with open(tokenization.CHAR_CLASSES_FILE, encoding="utf-8") as f:
+        stored = json.load(f)
+    assert stored.pop("unidata_version") == unicodedata.unidata_version
+    assert stored == tokenization.build_char_classes()
+
+
+def test_word_cache_is_emptied_when_full(monkeypatch):
+    tokenizer = WordPieceTokenizer(VOCAB)
+    monkeypatch.setattr(tokenization, "WORD_CACHE_SIZE", 3)
+    assert tokenizer.encode_words(["Hello,", "world", "Hello,"]) == (
+        ["hello", ",", "world", "hello", ","], [7592, 1010, 2088, 7592, 1010], [0, 0, 1, 2, 2])
+    assert tokenizer.tokenize("un affable") == ["un", "af", "##fa", "##ble"]
+    assert len(tokenizer._word_cache) == 2  # emptied, then "un" and "affable"
