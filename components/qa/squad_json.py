@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -38,6 +39,8 @@ from components.qa.squad import SquadExample
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz")
+# A lone surrogate: what json.loads makes of an escaped byte that is not UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # The location of a JSON line's question: 'line 3' (1-based).
 _LINE = "line "
 
@@ -363,8 +366,9 @@ def _text(obj: dict, key: str, allow_empty: bool = False, field_prefix: str = ""
         raise _Invalid(field, f"must be a string, not {_json_type(value)}")
     if not allow_empty and not value.strip():
         raise _Invalid(field, "is empty")
-    bad = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
-    if bad is not None:
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        bad = surrogate.start()
         raise _Invalid(
             field,
             f"{_NOT_UNICODE} text: character {bad} is a byte that is not UTF-8 or a lone "

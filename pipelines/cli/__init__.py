@@ -16,7 +16,7 @@ import tempfile
 # Modules under pipelines/cli/ that define `register(subparsers)`.
 _COMMAND_MODULES = ("data", "model", "evaluate", "run")
 # Commands whose handlers import TensorFlow outside a log file (`run` and `demo` have one).
-_TENSORFLOW_COMMANDS = ("windows", "make-encoder", "predict", "answer", "compile", "deploy")
+_TENSORFLOW_COMMANDS = ("make-encoder", "predict", "answer", "compile", "deploy")
 
 
 class CommandParser(argparse.ArgumentParser):
