@@ -66,6 +66,7 @@ def answer_questions(
         return flushed
 
     logging.info("Answering %d questions (batch size %d)", len(examples), batch_size)
+    maker.tokenize_ahead(examples)
     with progress.progress(total=len(examples), desc="Answering", unit="questions") as bar:
         for example in examples:
             windows = maker.make_windows(example, training=False)

@@ -74,6 +74,10 @@ def test_every_window_of_squad_matches_classic(setting, training, squad_examples
     for example in squad_examples:
         windows.extend(maker.make_windows(example, training))
     assert skipped == []
+    ahead = WindowMaker(VOCAB, config)  # every word tokenized in one call first
+    ahead.tokenize_ahead(squad_examples)
+    assert ahead.tokenizer._word_cache.keys() >= maker.tokenizer._word_cache.keys()
+    assert [w for e in squad_examples for w in ahead.make_windows(e, training)] == windows
     assert len(windows) == len(expected)
     assert as_dicts(windows) == expected
     if setting == "small":
