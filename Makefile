@@ -33,7 +33,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_windows.py
+	$(BIN)/python benchmarks/bench_windows.py --repeat 5 --out benchmarks/out/windows-x5.json
 	$(BIN)/python benchmarks/bench_input_pipeline.py
+	$(BIN)/python benchmarks/summary.py
 
 clean:
 	rm -rf $(VENV) runs
