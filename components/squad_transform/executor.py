@@ -8,27 +8,38 @@ Why a Beam job rather than tf.Transform: the windows must be exactly BERT's clas
 preprocessing (whitespace words tokenized one by one, `_improve_answer_span`, max-context
 flags), which is plain Python over `components.qa.windows` (shared with the evaluator and
 `mbqa predict`); an in-graph tokenizer would be a second implementation to keep identical.
+
+The Beam work itself (the DoFn, tf.Example decoding and encoding) is in
+`components.squad_transform.windowing`, which does not import TensorFlow or TFX: that module
+is what each worker process loads. On the DirectRunner the executor skips TFX's ephemeral
+package of its own installation (`Executor.__init__`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tfx import types
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
+from tfx.utils import name_utils, telemetry_utils
 
-from components.qa import encoders, progress, squad
+from components.qa import encoders
 from components.qa import spec as spec_lib
 from components.qa import windows as windows_lib
+from components.squad_transform import windowing
 
 EXAMPLES_KEY = "examples"
 TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
@@ -36,14 +47,27 @@ WINDOWING_KEY = "windowing"
 # The spec parameters that change the windows: the encoder (its vocab) and the cutting.
 WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
+# `--runner` values (the last dotted part, lower case) of the DirectRunner; none is Beam's
+# default, the DirectRunner.
+DIRECT_RUNNERS = ("direct", "directrunner", "switchingdirectrunner", "bundlebaseddirectrunner")
+
 STATS_FILE_NAME = "window_stats.json"
 SKIPPED_FILE_PREFIX = "skipped-"
 OUTPUT_FILE_PREFIX = "data_tfrecord"
-METRICS_NAMESPACE = "SquadTransform"
+METRICS_NAMESPACE = windowing.METRICS_NAMESPACE
 # Counters, per split: f"{split}/{name}".
-COUNTERS = ("questions", "windows", "skipped", "no_windows")
+COUNTERS = windowing.COUNTERS
 
-_SKIPPED_TAG = "skipped"
+
+def runs_on_direct_runner(beam_pipeline_args: Sequence[Any]) -> bool:
+    """Whether the Beam args select the DirectRunner (the default when `--runner` is not
+    given), whose workers are processes or threads of this machine's Python."""
+    if not all(isinstance(arg, str) for arg in beam_pipeline_args):  # unresolved placeholders
+        return False
+    runner = PipelineOptions(list(beam_pipeline_args)).view_as(StandardOptions).runner
+    if runner is None:
+        return True
+    return isinstance(runner, str) and runner.rsplit(".", 1)[-1].lower() in DIRECT_RUNNERS
 
 
 def windowing_json(spec: spec_lib.BertQaSpec) -> str:
@@ -66,60 +90,34 @@ def read_windowing(text: str) -> tuple[str, windows_lib.WindowConfig]:
     return data["uri"], windows_lib.WindowConfig(**settings)
 
 
-class _MakeWindows(beam.DoFn):
-    """Serialized question tf.Example -> serialized window tf.Examples (training mode).
-
-    Skipped questions go to the `skipped` output as JSON lines. Each instance (a Beam worker
-    may run several, in other processes) shows its own progress: a bar on a terminal, else a
-    log line every `progress.LOG_EVERY_S`; the split's totals are the Beam counters.
-    """
-
-    def __init__(self, vocab_path: str, config: windows_lib.WindowConfig, split: str):
-        self._vocab_path = vocab_path
-        self._config = config
-        self._split = split
-        self._counters = {
-            name: beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{split}/{name}")
-            for name in COUNTERS
-        }
-        self._maker = None
-        self._progress = None
-
-    def setup(self):
-        self._maker = windows_lib.WindowMaker(self._vocab_path, self._config)
-
-    def start_bundle(self):
-        if self._progress is None:  # From the first bundle, not from the worker's start.
-            self._progress = progress.progress(desc=f"SquadTransform [{self._split}]",
-                                               unit="questions")
-
-    def teardown(self):
-        if self._progress is not None:
-            self._progress.close()
-
-    def process(self, record: bytes):
-        example = squad.from_tf_example(record)
-        self._counters["questions"].inc()
-        self._progress.update()
-        try:
-            windows = self._maker.make_windows(example, training=True)
-        except windows_lib.AnswerNotFoundError as error:
-            logging.warning("SquadTransform: split %s: skipped: %s", self._split, error)
-            self._counters["skipped"].inc()
-            yield beam.pvalue.TaggedOutput(
-                _SKIPPED_TAG, json.dumps({"id": example.id, "reason": str(error)},
-                                         ensure_ascii=False)
-            )
-            return
-        if not windows:
-            self._counters["no_windows"].inc()
-        self._counters["windows"].inc(len(windows))
-        for window in windows:
-            yield windows_lib.window_to_tf_example(window).SerializeToString()
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Windows every split of `examples` into `transformed_examples`."""
+
+    def __init__(self, context: base_beam_executor.BaseBeamExecutor.Context | None = None):
+        """As TFX's, without its ephemeral package on the DirectRunner.
+
+        Given Beam args without `--extra_packages`, `--setup_file`, `--requirements_file` or a
+        container image, `BaseBeamExecutor.__init__` copies TFX's installation and runs
+        `setup.py sdist` on it (`dependency_utils.make_beam_dependency_flags`, about 2 s)
+        so that remote workers can install TFX. The DirectRunner's workers are processes of
+        this Python installation and never install that package, so on the DirectRunner this
+        does the rest of TFX's work (telemetry labels, absl flags) without it. Other runners
+        (Dataflow) get TFX's behaviour unchanged.
+        """
+        args = getattr(context, "beam_pipeline_args", None) or []
+        if not isinstance(context, base_beam_executor.BaseBeamExecutor.Context) or not (
+            args and runs_on_direct_runner(args)
+        ):
+            super().__init__(context)
+            return
+        without_args = copy.copy(context)
+        without_args.beam_pipeline_args = None
+        super().__init__(without_args)
+        with telemetry_utils.scoped_labels(
+            {telemetry_utils.LABEL_TFX_EXECUTOR: name_utils.get_full_name(self.__class__)}
+        ):
+            self._beam_pipeline_args = list(args) + telemetry_utils.make_beam_labels_args()
+        flags.FLAGS(sys.argv + self._beam_pipeline_args, known_only=True)
 
     def Do(  # noqa: N802 (TFX API)
         self,
@@ -153,15 +151,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             results = (
                 pipeline
                 | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
-                | f"Window[{split}]" >> beam.ParDo(
-                    _MakeWindows(vocab_path, config, split)
-                ).with_outputs(_SKIPPED_TAG, main="windows")
+                | f"Window[{split}]" >> windowing.WindowQuestions(vocab_path, config, split)
             )
             _ = results.windows | f"Write[{split}]" >> beam.io.WriteToTFRecord(
                 os.path.join(artifact_utils.get_split_uri([output], split), OUTPUT_FILE_PREFIX),
                 file_name_suffix=".gz",
             )
-            _ = results[_SKIPPED_TAG] | f"WriteSkipped[{split}]" >> beam.io.WriteToText(
+            _ = results[windowing.SKIPPED_TAG] | f"WriteSkipped[{split}]" >> beam.io.WriteToText(
                 os.path.join(output.uri, SKIPPED_FILE_PREFIX + split),
                 file_name_suffix=".jsonl",
                 shard_name_template="",

@@ -1,0 +1,203 @@
+"""SquadTransform's Beam work, without TensorFlow: question tf.Examples in, window tf.Examples out.
+
+This module is what a Beam worker process unpickles and runs, so it must not import
+TensorFlow or TFX: with them, each worker spent 7 to 20 s importing before its first question
+(2 cores, more without cached bytecode), as long as windowing all of SQuAD's dev set takes.
+The tf.Examples are decoded and encoded in batches by `tfx_bsl.coders.example_coder` (C++
+over Arrow record batches; it imports pyarrow, not TensorFlow), which also encodes windows
+about 3x faster than TensorFlow's proto classes: filling a window's five 384-int lists
+through `tf.train.Int64List` one window at a time costs more than cutting the window.
+
+`questions_from_tf_examples` reads what `components.qa.squad.to_tf_example` writes, like
+`squad.from_tf_example`; `windows_to_tf_examples` writes the features of
+`components.qa.windows.window_to_tf_example` (tests/squad_transform/test_windowing.py
+checks both on real questions and windows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from absl import logging
+from tfx_bsl.coders import example_coder
+
+from components.qa import progress, squad
+from components.qa import windows as windows_lib
+
+METRICS_NAMESPACE = "SquadTransform"
+# Counters, per split: f"{split}/{name}".
+COUNTERS = ("questions", "windows", "skipped", "no_windows")
+SKIPPED_TAG = "skipped"
+# Questions decoded, windowed and encoded together (`beam.BatchElements`).
+BATCH_SIZE = 64
+
+
+def questions_from_tf_examples(
+    records: Sequence[bytes], decoder: example_coder.ExamplesToRecordBatchDecoder | None = None
+) -> list[squad.SquadExample]:
+    """Decodes serialized question tf.Examples (`squad.to_tf_example`), like
+    `squad.from_tf_example` does one by one."""
+    if not records:
+        return []
+    decoder = decoder or example_coder.ExamplesToRecordBatchDecoder()
+    batch = decoder.DecodeBatch(list(records))
+    return [
+        squad.SquadExample(
+            id=id_[0], title=title[0], context=context[0], question=question[0],
+            answer_texts=answer_texts, answer_starts=answer_starts,
+            is_impossible=bool(is_impossible[0]), plausible_answer_texts=plausible_texts,
+            plausible_answer_starts=plausible_starts,
+        )
+        for (id_, title, context, question, answer_texts, answer_starts, is_impossible,
+             plausible_texts, plausible_starts) in zip(
+            _values(batch, squad.ID, text=True), _values(batch, squad.TITLE, text=True),
+            _values(batch, squad.CONTEXT, text=True), _values(batch, squad.QUESTION, text=True),
+            _values(batch, squad.ANSWER_TEXTS, text=True),
+            _values(batch, squad.ANSWER_STARTS, text=False),
+            _values(batch, squad.IS_IMPOSSIBLE, text=False),
+            _values(batch, squad.PLAUSIBLE_ANSWER_TEXTS, text=True),
+            _values(batch, squad.PLAUSIBLE_ANSWER_STARTS, text=False),
+            strict=True,
+        )
+    ]
+
+
+def _values(batch: pa.RecordBatch, name: str, text: bool) -> list[tuple]:
+    """A feature's values per record (UTF-8 decoded if `text`); () where it is absent."""
+    if name not in batch.schema.names:
+        return [()] * batch.num_rows
+    column = batch.column(batch.schema.get_field_index(name))
+    values = column.flatten()
+    if text:
+        values = values.cast(pa.large_string())  # checks the UTF-8
+    flat = values.to_pylist()
+    offsets = column.offsets.to_numpy()
+    offsets = offsets - offsets[0]
+    if len(flat) == batch.num_rows and (np.diff(offsets) == 1).all():  # one value each
+        return [(value,) for value in flat]
+    bounds = offsets.tolist()
+    return [tuple(flat[bounds[i]:bounds[i + 1]]) for i in range(batch.num_rows)]
+
+
+def _int_lists(rows: Sequence[Sequence[int]]) -> pa.Array:
+    """A large_list<int64> Arrow column, one list per row."""
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in rows], out=offsets[1:])
+    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
+                         count=int(offsets[-1]))
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def windows_to_tf_examples(
+    windows: Sequence[windows_lib.Window],
+    encoder: example_coder.RecordBatchToExamplesEncoder | None = None,
+) -> list[bytes]:
+    """Serialized tf.Examples with the features of `windows_lib.window_to_tf_example`
+    (`token_to_orig_map` and `token_is_max_context` are the windows' `word_of_position`
+    and `max_context_of_position`: -1 and 0 outside the passage)."""
+    if not windows:
+        return []
+    encoder = encoder or example_coder.RecordBatchToExamplesEncoder()
+    singles = pa.array(np.arange(len(windows) + 1, dtype=np.int64))
+    example_ids = pa.array([w.example_id.encode("utf-8") for w in windows],
+                           type=pa.large_binary())
+    columns = {
+        windows_lib.EXAMPLE_ID: pa.LargeListArray.from_arrays(singles, example_ids),
+        windows_lib.WINDOW_INDEX: _int_lists([[w.window_index] for w in windows]),
+        windows_lib.INPUT_IDS: _int_lists([w.input_ids for w in windows]),
+        windows_lib.INPUT_MASK: _int_lists([w.input_mask for w in windows]),
+        windows_lib.SEGMENT_IDS: _int_lists([w.segment_ids for w in windows]),
+        windows_lib.START_POSITIONS: _int_lists([[w.start_position] for w in windows]),
+        windows_lib.END_POSITIONS: _int_lists([[w.end_position] for w in windows]),
+        windows_lib.TOKEN_TO_ORIG_MAP: _int_lists([w.word_of_position for w in windows]),
+        windows_lib.TOKEN_IS_MAX_CONTEXT: _int_lists(
+            [w.max_context_of_position for w in windows]),
+    }
+    batch = pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
+    return encoder.encode(batch)
+
+
+class MakeWindows(beam.DoFn):
+    """A batch of serialized question tf.Examples -> serialized window tf.Examples
+    (training mode). Input: lists of records (`beam.BatchElements`).
+
+    Skipped questions go to the `SKIPPED_TAG` output as JSON lines. Each instance (a Beam
+    worker may run several, in other processes) shows its own progress: a bar on a
+    terminal, else a log line every `progress.LOG_EVERY_S`; the split's totals are the Beam
+    counters.
+    """
+
+    def __init__(self, vocab_path: str, config: windows_lib.WindowConfig, split: str):
+        self._vocab_path = vocab_path
+        self._config = config
+        self._split = split
+        self._counters = {
+            name: beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{split}/{name}")
+            for name in COUNTERS
+        }
+        self._maker = None
+        self._decoder = None
+        self._encoder = None
+        self._progress = None
+
+    def setup(self):
+        self._maker = windows_lib.WindowMaker(self._vocab_path, self._config)
+        self._decoder = example_coder.ExamplesToRecordBatchDecoder()
+        self._encoder = example_coder.RecordBatchToExamplesEncoder()
+
+    def start_bundle(self):
+        if self._progress is None:  # From the first bundle, not from the worker's start.
+            self._progress = progress.progress(desc=f"SquadTransform [{self._split}]",
+                                               unit="questions")
+
+    def teardown(self):
+        if self._progress is not None:
+            self._progress.close()
+
+    def process(self, records: Sequence[bytes]) -> Iterable:
+        questions = questions_from_tf_examples(records, self._decoder)
+        self._counters["questions"].inc(len(questions))
+        self._progress.update(len(questions))
+        self._maker.tokenize_ahead(questions)
+        windows = []
+        for question in questions:
+            try:
+                question_windows = self._maker.make_windows(question, training=True)
+            except windows_lib.AnswerNotFoundError as error:
+                logging.warning("SquadTransform: split %s: skipped: %s", self._split, error)
+                self._counters["skipped"].inc()
+                yield beam.pvalue.TaggedOutput(
+                    SKIPPED_TAG, json.dumps({"id": question.id, "reason": str(error)},
+                                            ensure_ascii=False)
+                )
+                continue
+            if not question_windows:
+                self._counters["no_windows"].inc()
+            windows.extend(question_windows)
+        self._counters["windows"].inc(len(windows))
+        yield from windows_to_tf_examples(windows, self._encoder)
+
+
+@beam.ptransform_fn
+def WindowQuestions(  # noqa: N802 (a PTransform)
+    records: beam.PCollection, vocab_path: str, config: windows_lib.WindowConfig, split: str
+) -> beam.pvalue.DoOutputsTuple:
+    """Serialized questions -> `.windows` (serialized windows) and `[SKIPPED_TAG]` (JSON).
+
+    The batches of questions are reshuffled: the input is usually one gzipped TFRecord file,
+    which a runner cannot split, so without it one worker would window every question.
+    Reshuffling batches rather than questions makes that step 64 times fewer elements.
+    """
+    return (
+        records
+        | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE,
+                                        record_metrics=False)
+        | "Reshuffle" >> beam.Reshuffle()
+        | "MakeWindows" >> beam.ParDo(MakeWindows(vocab_path, config, split)).with_outputs(
+            SKIPPED_TAG, main="windows")
+    )

@@ -1,0 +1,137 @@
+"""SquadTransform's TF-free Beam work: its tf.Example coders match TensorFlow's, and a worker
+runs the DoFn without importing TensorFlow."""
+
+import json
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import tensorflow as tf
+from apache_beam.internal import pickler
+
+from components.qa import squad, squad_json
+from components.qa.windows import (
+    AnswerNotFoundError,
+    WindowConfig,
+    WindowMaker,
+    window_to_tf_example,
+)
+from components.squad_transform import executor, windowing
+
+REPO = executor.__file__.rsplit("/components/", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def questions(data_dir):
+    examples, invalid = squad_json.read_squad_examples(
+        str(data_dir / "squad" / "dev-v2.0-first5articles.official.json"))
+    assert not invalid
+    return examples[:300]  # answerable and unanswerable ones (plausible answers)
+
+
+def _windows(maker, questions):
+    windows = []
+    for question in questions:
+        try:
+            windows.extend(maker.make_windows(question, training=True))
+        except AnswerNotFoundError:
+            pass
+    return windows
+
+
+def test_questions_decode_as_squad_from_tf_example(questions):
+    assert any(q.is_impossible and q.plausible_answer_texts for q in questions)
+    assert any(q.answer_texts for q in questions)
+    records = [squad.to_tf_example(q).SerializeToString() for q in questions]
+    assert windowing.questions_from_tf_examples(records) == [
+        squad.from_tf_example(r) for r in records] == questions
+    # A batch of unanswerable questions only: empty lists of both kinds everywhere.
+    impossible = [r for r, q in zip(records, questions, strict=True) if q.is_impossible][:5]
+    assert windowing.questions_from_tf_examples(impossible) == [
+        squad.from_tf_example(r) for r in impossible]
+    assert windowing.questions_from_tf_examples([]) == []
+
+
+@pytest.mark.parametrize("config", [WindowConfig(), WindowConfig(96, 24, 32)])
+def test_windows_encode_as_window_to_tf_example(data_dir, questions, config):
+    maker = WindowMaker(str(data_dir / "vocab" / "vocab.txt"), config)
+    windows = _windows(maker, questions)
+    assert len(windows) > len(questions) // 2
+    encoded = windowing.windows_to_tf_examples(windows)
+    assert len(encoded) == len(windows)
+    for window, record in zip(windows, encoded, strict=True):
+        expected = window_to_tf_example(window)
+        assert tf.train.Example.FromString(record) == expected
+    # The padding is there: -1 words and 0 flags outside the passage, 1 flags inside.
+    features = tf.train.Example.FromString(encoded[-1]).features.feature
+    orig = list(features["token_to_orig_map"].int64_list.value)
+    max_context = list(features["token_is_max_context"].int64_list.value)
+    assert len(orig) == len(max_context) == config.seq_len
+    assert orig[0] == -1 and orig[-1] == -1 and max(orig) >= 0
+    assert max_context[0] == 0 and max_context[-1] == 0 and 1 in max_context
+    assert windowing.windows_to_tf_examples([]) == []
+
+
+def test_a_worker_windows_without_tensorflow(data_dir, questions, tmp_path):
+    """A Beam worker unpickles the DoFn and runs it: it must not import TensorFlow."""
+    vocab = str(data_dir / "vocab" / "vocab.txt")
+    config = WindowConfig(128, 32, 48)
+    nbsp = squad.SquadExample(id="nbsp", title="t", context="x a\u00a0b y", question="Which?",
+                              answer_texts=("a b",), answer_starts=(2,))
+    batch = [*questions[:20], nbsp]
+    records = [squad.to_tf_example(q).SerializeToString() for q in batch]
+    (tmp_path / "dofn.pickle").write_bytes(
+        pickler.dumps(windowing.MakeWindows(vocab, config, "train")))
+    (tmp_path / "records.pickle").write_bytes(pickle.dumps(records))
+    script = textwrap.dedent(f"""
+        import pickle, sys
+        from apache_beam.internal import pickler
+        from apache_beam.pvalue import TaggedOutput
+        dofn = pickler.loads(open({str(tmp_path / "dofn.pickle")!r}, "rb").read())
+        records = pickle.load(open({str(tmp_path / "records.pickle")!r}, "rb"))
+        dofn.setup()
+        dofn.start_bundle()
+        outputs = list(dofn.process(records[:7])) + list(dofn.process(records[7:]))
+        dofn.teardown()
+        windows = [o for o in outputs if not isinstance(o, TaggedOutput)]
+        skipped = [o.value for o in outputs if isinstance(o, TaggedOutput)]
+        pickle.dump((windows, skipped, sorted(sys.modules)),
+                    open({str(tmp_path / "out.pickle")!r}, "wb"))
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True)
+    windows, skipped, modules = pickle.loads((tmp_path / "out.pickle").read_bytes())
+    assert not [m for m in modules if m == "tensorflow" or m.startswith(("tensorflow.", "tfx."))]
+    assert [json.loads(line)["id"] for line in skipped] == ["nbsp"]
+    expected = _windows(WindowMaker(vocab, config), batch)
+    assert len(windows) == len(expected) > len(batch)
+    for record, window in zip(windows, expected, strict=True):
+        assert tf.train.Example.FromString(record) == window_to_tf_example(window)
+
+
+def test_no_ephemeral_package_on_the_direct_runner(monkeypatch):
+    """TFX's sdist of itself is for remote workers: built for Dataflow, not the DirectRunner."""
+    from tfx.utils import dependency_utils
+
+    built = []
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package",
+                        lambda: built.append(1) or "/tmp/tfx_ephemeral.tar.gz")
+
+    def beam_args(args):
+        context = executor.Executor.Context(beam_pipeline_args=args)
+        return executor.Executor(context)._beam_pipeline_args
+
+    for args in (["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+                 ["--runner=DirectRunner"], ["--runner=direct"]):
+        result = beam_args(args)
+        assert result[:len(args)] == args
+        assert not any("extra_package" in a for a in result)
+        assert any(a.startswith("--labels") for a in result)  # TFX's telemetry labels, kept
+    assert not built
+    dataflow = ["--runner=DataflowRunner", "--project=p", "--region=r"]
+    assert "--extra_package=/tmp/tfx_ephemeral.tar.gz" in beam_args(dataflow)
+    assert built == [1]
+    assert beam_args([]) == []
+    assert executor.runs_on_direct_runner([])
+    assert not executor.runs_on_direct_runner(["--runner=PortableRunner"])
