@@ -5,7 +5,7 @@
 
 Windows the first `--questions` questions of SQuAD dev-v1.1 (training mode, 384/64/128,
 the BERT uncased vocab, `WindowMaker`; the demo's synthetic data if the file is absent),
-writes them as SquadTransform does (`window_to_tf_example`, one gzipped TFRecord file),
+writes them as SquadTransform does (`windows_to_tf_examples`, one gzipped TFRecord file),
 then for each model size trains the Trainer's QA model (`build_qa_model`,
 `compile_qa_model`, batch 32, the demo's spec) fed by:
 - `records`: `make_window_dataset` on the file, as the Trainer reads it (shuffled, seeded);
@@ -66,12 +66,12 @@ def write_records(windows: list, path: str) -> None:
     """The windows as the SquadTransform writes them: tf.Examples in a GZIP TFRecord file."""
     import tensorflow as tf
 
-    from components.qa.windows import window_to_tf_example
+    from components.qa.windows import windows_to_tf_examples
     from components.trainer.dataset import COMPRESSION
 
     with tf.io.TFRecordWriter(path, options=COMPRESSION) as writer:
-        for window in windows:
-            writer.write(window_to_tf_example(window).SerializeToString())
+        for record in windows_to_tf_examples(windows):
+            writer.write(record)
 
 
 def in_memory_dataset(windows: list, batch: int, trim: bool):

@@ -122,9 +122,9 @@ def _write_windows(examples: Sequence, maker: windows.WindowMaker, path: str,
                 skipped += 1
                 logging.info("Skipped: %s", error)
                 continue
-            for window in cut:
-                writer.write(windows.window_to_tf_example(window).SerializeToString())
-                count += 1
+            for record in windows.windows_to_tf_examples(cut):
+                writer.write(record)
+            count += len(cut)
     logging.info("%s: %d questions, %d training windows in %s; %d skipped (answer not in "
                  "the passage's words)", filename, len(examples), count, path, skipped)
     if not count:

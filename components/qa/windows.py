@@ -21,6 +21,7 @@ import bisect
 import collections
 import dataclasses
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -324,31 +325,48 @@ def _layout(
     )
 
 
-def window_to_tf_example(window: Window):
-    """A window as a tf.Example (feature names in docs/architecture.md, "Windows")."""
-    import tensorflow as tf
+def windows_to_tf_examples(windows: Sequence[Window], encoder=None) -> list[bytes]:
+    """Windows as serialized tf.Examples (feature names in docs/architecture.md, "Windows";
+    `token_to_orig_map` and `token_is_max_context` are `word_of_position` and
+    `max_context_of_position`).
 
-    def ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    Encoded in one batch by `tfx_bsl.coders.example_coder` (C++ over Arrow; no TensorFlow,
+    so that Beam workers need not import it, and ~3x faster than TensorFlow's proto classes).
+    `encoder`: a `RecordBatchToExamplesEncoder` to reuse.
+    """
+    import pyarrow as pa
+    from tfx_bsl.coders import example_coder
 
-    feature = {
-        EXAMPLE_ID: tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[window.example_id.encode("utf-8")])
-        ),
-        WINDOW_INDEX: ints([window.window_index]),
-        INPUT_IDS: ints(window.input_ids),
-        INPUT_MASK: ints(window.input_mask),
-        SEGMENT_IDS: ints(window.segment_ids),
-        START_POSITIONS: ints([window.start_position]),
-        END_POSITIONS: ints([window.end_position]),
-        TOKEN_TO_ORIG_MAP: ints(window.word_of_position),
-        TOKEN_IS_MAX_CONTEXT: ints(window.max_context_of_position),
+    if not windows:
+        return []
+
+    def int_lists(rows: Sequence[Sequence[int]]) -> pa.Array:
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(row) for row in rows], out=offsets[1:])
+        values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
+                             count=int(offsets[-1]))
+        return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+    example_ids = pa.array([w.example_id.encode("utf-8") for w in windows],
+                           type=pa.large_binary())
+    columns = {
+        EXAMPLE_ID: pa.LargeListArray.from_arrays(
+            pa.array(np.arange(len(windows) + 1, dtype=np.int64)), example_ids),
+        WINDOW_INDEX: int_lists([[w.window_index] for w in windows]),
+        INPUT_IDS: int_lists([w.input_ids for w in windows]),
+        INPUT_MASK: int_lists([w.input_mask for w in windows]),
+        SEGMENT_IDS: int_lists([w.segment_ids for w in windows]),
+        START_POSITIONS: int_lists([[w.start_position] for w in windows]),
+        END_POSITIONS: int_lists([[w.end_position] for w in windows]),
+        TOKEN_TO_ORIG_MAP: int_lists([w.word_of_position for w in windows]),
+        TOKEN_IS_MAX_CONTEXT: int_lists([w.max_context_of_position for w in windows]),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+    batch = pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
+    return (encoder or example_coder.RecordBatchToExamplesEncoder()).encode(batch)
 
 
 def window_from_tf_example(example, vocab: dict[str, int] | None = None) -> Window:
-    """Decodes `window_to_tf_example`'s output (a tf.Example or its serialized bytes).
+    """Decodes one of `windows_to_tf_examples`'s records (or its parsed tf.Example).
 
     The tokens are not stored: with `vocab` (token -> id) they are rebuilt from the ids,
     else `tokens` is empty.

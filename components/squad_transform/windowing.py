@@ -9,14 +9,13 @@ about 3x faster than TensorFlow's proto classes: filling a window's five 384-int
 through `tf.train.Int64List` one window at a time costs more than cutting the window.
 
 `questions_from_tf_examples` reads what `components.qa.squad.to_tf_example` writes, like
-`squad.from_tf_example`; `windows_to_tf_examples` writes the features of
-`components.qa.windows.window_to_tf_example` (tests/squad_transform/test_windowing.py
-checks both on real questions and windows).
+`squad.from_tf_example`; the windows are written by `components.qa.windows.
+windows_to_tf_examples` (tests/squad_transform/test_windowing.py checks both against
+TensorFlow's proto classes on real questions and windows).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Sequence
 
@@ -84,44 +83,6 @@ def _values(batch: pa.RecordBatch, name: str, text: bool) -> list[tuple]:
     return [tuple(flat[bounds[i]:bounds[i + 1]]) for i in range(batch.num_rows)]
 
 
-def _int_lists(rows: Sequence[Sequence[int]]) -> pa.Array:
-    """A large_list<int64> Arrow column, one list per row."""
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum([len(row) for row in rows], out=offsets[1:])
-    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
-                         count=int(offsets[-1]))
-    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
-
-
-def windows_to_tf_examples(
-    windows: Sequence[windows_lib.Window],
-    encoder: example_coder.RecordBatchToExamplesEncoder | None = None,
-) -> list[bytes]:
-    """Serialized tf.Examples with the features of `windows_lib.window_to_tf_example`
-    (`token_to_orig_map` and `token_is_max_context` are the windows' `word_of_position`
-    and `max_context_of_position`: -1 and 0 outside the passage)."""
-    if not windows:
-        return []
-    encoder = encoder or example_coder.RecordBatchToExamplesEncoder()
-    singles = pa.array(np.arange(len(windows) + 1, dtype=np.int64))
-    example_ids = pa.array([w.example_id.encode("utf-8") for w in windows],
-                           type=pa.large_binary())
-    columns = {
-        windows_lib.EXAMPLE_ID: pa.LargeListArray.from_arrays(singles, example_ids),
-        windows_lib.WINDOW_INDEX: _int_lists([[w.window_index] for w in windows]),
-        windows_lib.INPUT_IDS: _int_lists([w.input_ids for w in windows]),
-        windows_lib.INPUT_MASK: _int_lists([w.input_mask for w in windows]),
-        windows_lib.SEGMENT_IDS: _int_lists([w.segment_ids for w in windows]),
-        windows_lib.START_POSITIONS: _int_lists([[w.start_position] for w in windows]),
-        windows_lib.END_POSITIONS: _int_lists([[w.end_position] for w in windows]),
-        windows_lib.TOKEN_TO_ORIG_MAP: _int_lists([w.word_of_position for w in windows]),
-        windows_lib.TOKEN_IS_MAX_CONTEXT: _int_lists(
-            [w.max_context_of_position for w in windows]),
-    }
-    batch = pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
-    return encoder.encode(batch)
-
-
 class MakeWindows(beam.DoFn):
     """A batch of serialized question tf.Examples -> serialized window tf.Examples
     (training mode). Input: lists of records (`beam.BatchElements`).
@@ -180,7 +141,7 @@ class MakeWindows(beam.DoFn):
                 self._counters["no_windows"].inc()
             windows.extend(question_windows)
         self._counters["windows"].inc(len(windows))
-        yield from windows_to_tf_examples(windows, self._encoder)
+        yield from windows_lib.windows_to_tf_examples(windows, self._encoder)
 
 
 @beam.ptransform_fn

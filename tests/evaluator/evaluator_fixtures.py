@@ -101,8 +101,8 @@ def examples_artifact(root, questions, train_questions=()) -> standard_artifacts
 def windows_artifact(root, vocab, questions) -> standard_artifacts.Examples:
     """SquadTransform-like windows (training mode) of `questions` in both splits."""
     maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(SPEC))
-    records = [windows.window_to_tf_example(w) for q in questions
-               for w in maker.make_windows(q, training=True)]
+    records = windows.windows_to_tf_examples(
+        [w for q in questions for w in maker.make_windows(q, training=True)])
     artifact = standard_artifacts.Examples()
     artifact.uri = str(root / "windows")
     artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])

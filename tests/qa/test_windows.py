@@ -14,7 +14,7 @@ from components.qa.windows import (
     WindowConfig,
     WindowMaker,
     window_from_tf_example,
-    window_to_tf_example,
+    windows_to_tf_examples,
 )
 from tests.qa import classic_squad
 
@@ -211,13 +211,13 @@ def test_passage_without_tokens_has_no_windows():
 def test_tf_example_round_trip():
     maker = WindowMaker(VOCAB, WindowConfig(seq_len=32, query_len=8, doc_stride=8))
     windows = maker.make_windows(_example(WORDS, answer="w20 w21"), training=True)
-    for window in windows:
-        example = window_to_tf_example(window)
+    assert len(windows) > 1
+    for window, serialized in zip(windows, windows_to_tf_examples(windows), strict=True):
+        example = tf.train.Example.FromString(serialized)
         features = example.features.feature
         assert len(features["input_ids"].int64_list.value) == 32
         assert len(features["token_to_orig_map"].int64_list.value) == 32
         assert features["token_to_orig_map"].int64_list.value[0] == -1
-        serialized = example.SerializeToString()
         assert window_from_tf_example(serialized, maker.tokenizer.vocab) == window
         assert window_from_tf_example(example) == dataclasses.replace(window, tokens=[])
         parsed = tf.io.parse_single_example(serialized, {

@@ -16,7 +16,7 @@ from components.qa.windows import (
     AnswerNotFoundError,
     WindowConfig,
     WindowMaker,
-    window_to_tf_example,
+    windows_to_tf_examples,
 )
 from components.squad_transform import executor, windowing
 
@@ -54,16 +54,38 @@ def test_questions_decode_as_squad_from_tf_example(questions):
     assert windowing.questions_from_tf_examples([]) == []
 
 
+def expected_tf_example(window) -> tf.train.Example:
+    """A window's tf.Example built with TensorFlow's proto classes (docs/architecture.md,
+    "Windows"): the reference for the tfx_bsl encoding."""
+    def ints(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    seq_len = len(window.input_ids)
+    return tf.train.Example(features=tf.train.Features(feature={
+        "example_id": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[window.example_id.encode("utf-8")])),
+        "window_index": ints([window.window_index]),
+        "input_ids": ints(window.input_ids),
+        "input_mask": ints(window.input_mask),
+        "segment_ids": ints(window.segment_ids),
+        "start_positions": ints([window.start_position]),
+        "end_positions": ints([window.end_position]),
+        "token_to_orig_map": ints(
+            [window.token_to_orig_map.get(i, -1) for i in range(seq_len)]),
+        "token_is_max_context": ints(
+            [int(window.token_is_max_context.get(i, False)) for i in range(seq_len)]),
+    }))
+
+
 @pytest.mark.parametrize("config", [WindowConfig(), WindowConfig(96, 24, 32)])
-def test_windows_encode_as_window_to_tf_example(data_dir, questions, config):
+def test_windows_encode_as_tensorflow_protos(data_dir, questions, config):
     maker = WindowMaker(str(data_dir / "vocab" / "vocab.txt"), config)
     windows = _windows(maker, questions)
     assert len(windows) > len(questions) // 2
-    encoded = windowing.windows_to_tf_examples(windows)
+    encoded = windows_to_tf_examples(windows)
     assert len(encoded) == len(windows)
     for window, record in zip(windows, encoded, strict=True):
-        expected = window_to_tf_example(window)
-        assert tf.train.Example.FromString(record) == expected
+        assert tf.train.Example.FromString(record) == expected_tf_example(window)
     # The padding is there: -1 words and 0 flags outside the passage, 1 flags inside.
     features = tf.train.Example.FromString(encoded[-1]).features.feature
     orig = list(features["token_to_orig_map"].int64_list.value)
@@ -71,7 +93,7 @@ def test_windows_encode_as_window_to_tf_example(data_dir, questions, config):
     assert len(orig) == len(max_context) == config.seq_len
     assert orig[0] == -1 and orig[-1] == -1 and max(orig) >= 0
     assert max_context[0] == 0 and max_context[-1] == 0 and 1 in max_context
-    assert windowing.windows_to_tf_examples([]) == []
+    assert windows_to_tf_examples([]) == []
 
 
 def test_a_worker_windows_without_tensorflow(data_dir, questions, tmp_path):
@@ -107,7 +129,7 @@ def test_a_worker_windows_without_tensorflow(data_dir, questions, tmp_path):
     expected = _windows(WindowMaker(vocab, config), batch)
     assert len(windows) == len(expected) > len(batch)
     for record, window in zip(windows, expected, strict=True):
-        assert tf.train.Example.FromString(record) == window_to_tf_example(window)
+        assert tf.train.Example.FromString(record) == expected_tf_example(window)
 
 
 def test_no_ephemeral_package_on_the_direct_runner(monkeypatch):

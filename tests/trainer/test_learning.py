@@ -46,9 +46,10 @@ def write_windows(examples, maker: windows.WindowMaker, path: str, training: boo
     count = 0
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for example in examples:
-            for window in maker.make_windows(example, training=training):
-                writer.write(windows.window_to_tf_example(window).SerializeToString())
-                count += 1
+            cut = maker.make_windows(example, training=training)
+            for record in windows.windows_to_tf_examples(cut):
+                writer.write(record)
+            count += len(cut)
     return count
 
 
