@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_windows.py
 	$(BIN)/python benchmarks/bench_windows.py --repeat 5 --out benchmarks/out/windows-x5.json
 	$(BIN)/python benchmarks/bench_input_pipeline.py
+	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/summary.py
 
 clean:

@@ -3,8 +3,9 @@
     python benchmarks/summary.py [--out-dir benchmarks/out]
 
 Reads what `make bench` wrote: `windows.json` (`bench_windows.py` on dev-v1.1),
-`windows-x5.json` (the same on 5 x dev-v1.1) and `input_pipeline.json`
-(`bench_input_pipeline.py`). A figure whose file is missing is listed as not measured.
+`windows-x5.json` (the same on 5 x dev-v1.1), `input_pipeline.json`
+(`bench_input_pipeline.py`) and `inference.json` (`bench_inference.py`). A figure whose
+file is missing is listed as not measured.
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ def input_pipeline_rows(result: dict | None) -> list[tuple]:
     return rows
 
 
+def inference_rows(result: dict | None) -> list[tuple]:
+    if result is None:
+        return [("TFLite inference", "not measured", "", "", "")]
+    rows, model = [], result.get("model", "published size")
+    by_format = {r["format"]: r for r in result["rows"]}
+    for row in result["rows"]:
+        rows.append((f"mbqa predict's path, {row['format']} ({model})",
+                     f"{row['predict_windows_per_s']:.2f} w/s",
+                     f"invoke loop {row['bare_windows_per_s']:.2f} w/s", row["ratio"],
+                     ">= 0.9 (dynamic)"))
+    anchor = by_format.get("float32", result["rows"][0])
+    for row in result["rows"]:
+        for key in sorted(k for k in row if k.startswith("latency_ms_")):
+            threads = key.removeprefix("latency_ms_").removesuffix("t")
+            rows.append((f"latency per window, {row['format']}, {threads} thread(s) ({model})",
+                         f"{row[key]:.0f} ms",
+                         f"{anchor['format']}, 1 thread {anchor['latency_ms_1t']:.0f} ms",
+                         row[key] / anchor["latency_ms_1t"], "(reported)"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=str(OUT_DIR))
@@ -71,9 +93,8 @@ def main() -> None:
     rows = (window_rows(_load(out / "windows.json"), "dev-v1.1")
             + window_rows(_load(out / "windows-x5.json"), "5 x dev-v1.1")
             + input_pipeline_rows(_load(out / "input_pipeline.json"))
-            + [("TFLite inference, mbqa predict vs invoke loop", "not measured yet (issue 11, "
-                "item 4)", "", "", ">= 0.9"),
-               ("evaluator, 2 workers vs 1", "not measured yet (issue 11, item 5)", "", "",
+            + inference_rows(_load(out / "inference.json"))
+            + [("evaluator, 2 workers vs 1", "not built yet (issue 11, item 5)", "", "",
                 ">= 1.7")])
     print("| figure | value | anchor (same run) | ratio | target |")
     print("|---|---|---|---|---|")
