@@ -54,9 +54,6 @@ DIRECT_RUNNERS = ("direct", "directrunner", "switchingdirectrunner", "bundlebase
 STATS_FILE_NAME = "window_stats.json"
 SKIPPED_FILE_PREFIX = "skipped-"
 OUTPUT_FILE_PREFIX = "data_tfrecord"
-METRICS_NAMESPACE = windowing.METRICS_NAMESPACE
-# Counters, per split: f"{split}/{name}".
-COUNTERS = windowing.COUNTERS
 
 
 def runs_on_direct_runner(beam_pipeline_args: Sequence[Any]) -> bool:
@@ -170,7 +167,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         stats_path = os.path.join(output.uri, STATS_FILE_NAME)
         with tf.io.gfile.GFile(stats_path, "w") as f:
             json.dump(stats, f, indent=1)
-        for name in COUNTERS:
+        for name in windowing.COUNTERS:
             output.set_int_custom_property(f"num_{name}", stats[f"num_{name}"])
         logging.info(
             "SquadTransform: %d questions -> %d windows; %d skipped (answer not found, listed "
@@ -185,16 +182,16 @@ def _read_counters(result: beam.runners.runner.PipelineResult, splits: list[str]
     """The Beam counters as {'splits': {split: {name: n}}, 'num_<name>': total}."""
     committed = {}
     for counter in result.metrics().query(
-        MetricsFilter().with_namespace(METRICS_NAMESPACE)
+        MetricsFilter().with_namespace(windowing.METRICS_NAMESPACE)
     )["counters"]:
         committed[counter.key.metric.name] = committed.get(counter.key.metric.name, 0) + (
             counter.committed or 0
         )
     per_split = {
-        split: {name: committed.get(f"{split}/{name}", 0) for name in COUNTERS}
+        split: {name: committed.get(f"{split}/{name}", 0) for name in windowing.COUNTERS}
         for split in splits
     }
     stats: dict[str, Any] = {"splits": per_split}
-    for name in COUNTERS:
+    for name in windowing.COUNTERS:
         stats[f"num_{name}"] = sum(counts[name] for counts in per_split.values())
     return stats
