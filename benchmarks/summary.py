@@ -4,8 +4,8 @@
 
 Reads what `make bench` wrote: `windows.json` (`bench_windows.py` on dev-v1.1),
 `windows-x5.json` (the same on 5 x dev-v1.1), `input_pipeline.json`
-(`bench_input_pipeline.py`) and `inference.json` (`bench_inference.py`). A figure whose
-file is missing is listed as not measured.
+(`bench_input_pipeline.py`), `inference.json` (`bench_inference.py`) and `evaluator.json`
+(`bench_evaluator.py`). A figure whose file is missing is listed as not measured.
 """
 
 from __future__ import annotations
@@ -86,6 +86,36 @@ def inference_rows(result: dict | None) -> list[tuple]:
     return rows
 
 
+def evaluator_rows(result: dict | None) -> list[tuple]:
+    if result is None:
+        return [("evaluator, 2 workers vs 1", "not measured", "", "", "")]
+    rows, model = [], result.get("model", "published size")
+    runs: dict[str, dict[str, dict]] = {}
+    for row in result["rows"]:
+        runs.setdefault(row["format"], {})[row["run"]] = row
+    for name, by_run in runs.items():
+        anchor = by_run[result["anchor"]]
+        for run, row in by_run.items():
+            if run == result["anchor"]:
+                continue
+            target = ">= 1.7" if row["workers"] > 1 else "(reported)"
+            rows.append((f"evaluator {run} vs {result['anchor']} (workers x threads), {name} "
+                         f"({model}), steady", f"{row['steady_windows_per_s']:.2f} w/s",
+                         f"{anchor['steady_windows_per_s']:.2f} w/s",
+                         row["steady_windows_per_s"] / anchor["steady_windows_per_s"], target))
+            rows.append((f"evaluator {run} vs {result['anchor']}, {name}, "
+                         f"{row['windows']}-window run", f"{row['span_windows_per_s']:.2f} w/s",
+                         f"{anchor['span_windows_per_s']:.2f} w/s",
+                         row["span_windows_per_s"] / anchor["span_windows_per_s"], "(reported)"))
+        best = min(by_run.values(), key=lambda r: r["estimated_all_minutes"])
+        rows.append((f"evaluator, all {best['all_windows']} windows, {name}, fastest run "
+                     f"({best['run']}, est.)", f"{best['estimated_all_minutes']:.0f} min",
+                     f"{result['anchor']} {anchor['estimated_all_minutes']:.0f} min",
+                     anchor["estimated_all_minutes"] / best["estimated_all_minutes"],
+                     "(reported)"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=str(OUT_DIR))
@@ -94,8 +124,7 @@ def main() -> None:
             + window_rows(_load(out / "windows-x5.json"), "5 x dev-v1.1")
             + input_pipeline_rows(_load(out / "input_pipeline.json"))
             + inference_rows(_load(out / "inference.json"))
-            + [("evaluator, 2 workers vs 1", "not built yet (issue 11, item 5)", "", "",
-                ">= 1.7")])
+            + evaluator_rows(_load(out / "evaluator.json")))
     print("| figure | value | anchor (same run) | ratio | target |")
     print("|---|---|---|---|---|")
     for figure, value, anchor, ratio, target in rows:

@@ -63,7 +63,7 @@ class QaEvaluator(base_component.BaseComponent):
     """
 
     SPEC_CLASS = QaEvaluatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(
         self,

@@ -2,8 +2,9 @@
 
 Steps (each logged):
 1. read the eval split's questions (`components.qa.squad.from_tf_example`);
-2. answer them with the candidate SavedModel over sliding windows
-   (`components.qa.answering`) and score them (`components.qa.metrics`);
+2. answer them with the candidate SavedModel over sliding windows on Beam, each worker
+   loading the model once (`components.evaluator.scoring`: the pipeline's Beam args choose
+   the DirectRunner's workers or Dataflow), and score them (`components.qa.metrics`);
 3. convert the SavedModel to TFLite in each requested quantization (`components.qa.tflite`;
    'int8' and 'int16x8' are calibrated on a sample of the train split's windows), score each
    file the same way, measure its agreement with the SavedModel on eval windows, its size,
@@ -13,7 +14,8 @@ Steps (each logged):
    threshold and the window settings go into each file's metadata, `serving_config`);
    and whether it works in the TFLite Task Library (`components.qa.task_library`);
 4. convert the baseline model (the latest blessed one), if any, as the shipped file (the
-   first quantization) and score it on the same questions;
+   first quantization) and score it on the same questions (the TFLite files of steps 3
+   and 4 are answered in one Beam pipeline);
 5. bless by the checks of `components.evaluator.gate` (thresholds, quantization drop, a
    significant regression of the shipped file against the baseline's, Task Library);
 6. write the evaluation (`metrics.json`, `predictions.json`, `nbest_predictions.json`,
@@ -38,13 +40,13 @@ import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
-from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
-from components.evaluator import gate, model_card, report
+from components import beam_executor
+from components.evaluator import gate, model_card, report, scoring
 from components.qa import (
-    answering,
     encoders,
     inference,
     metrics,
@@ -78,6 +80,10 @@ TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"
 SAVED_MODEL_NAME = "saved_model"
 BASELINE_DIR = "baseline"
+# The baseline's shipped file, among the models answered on Beam.
+BASELINE_NAME = "baseline"
+# Where the Beam workers leave their answers during the run (removed after).
+SCORING_WORK_DIR = ".answers"
 # Training windows drawn (uniformly, seeded) to calibrate 'int8' and 'int16x8'.
 REPRESENTATIVE_WINDOWS = 100
 # Eval windows on which each TFLite file is compared with the SavedModel.
@@ -96,13 +102,17 @@ def tflite_relative_path(quantization: str) -> str:
     return f"{TFLITE_DIR}/{quantization}/{TFLITE_FILE}"
 
 
-def _record_files(artifact: types.Artifact, split: str) -> list[str]:
-    """The TFRecord files of one split of an Examples artifact."""
+def _split_pattern(artifact: types.Artifact, split: str) -> str:
+    """The file pattern of one split of an Examples artifact."""
     splits = artifact_utils.decode_split_names(artifact.split_names)
     if split not in splits:
         raise ValueError(f"{artifact.uri!r} has no split {split!r}; it has {splits}")
-    files = sorted(tf.io.gfile.glob(
-        os.path.join(artifact_utils.get_split_uri([artifact], split), "*")))
+    return os.path.join(artifact_utils.get_split_uri([artifact], split), "*")
+
+
+def _record_files(artifact: types.Artifact, split: str) -> list[str]:
+    """The TFRecord files of one split of an Examples artifact."""
+    files = sorted(tf.io.gfile.glob(_split_pattern(artifact, split)))
     if not files:
         raise FileNotFoundError(f"No records in split {split!r} of {artifact.uri!r}")
     return files
@@ -172,40 +182,35 @@ def _headline(official: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Scorer:
-    """Answers and scores one set of questions with any number of predictors."""
+    """Answers (on Beam, `scoring`) and scores one set of questions with any number of models."""
 
-    def __init__(self, examples, spec, vocab_path, version_2, null_threshold):
+    def __init__(self, examples, spec, vocab_path, version_2, null_threshold, records_pattern,
+                 make_pipeline, work_dir, threads):
         self.examples = examples
         self.spec = spec
         self.vocab_path = vocab_path
         self.version_2 = version_2
         self.null_threshold = null_threshold
-        self._makers: dict[int, windows.WindowMaker] = {}
+        self.records_pattern = records_pattern
+        self.make_pipeline = make_pipeline
+        self.work_dir = work_dir
+        self.threads = threads
+        self.config = windows.WindowConfig.from_spec(spec)
 
-    def maker(self, seq_len: int | None) -> windows.WindowMaker:
-        seq_len = seq_len or self.spec.seq_len
-        if seq_len not in self._makers:
-            config = windows.WindowConfig.from_spec(self.spec)
-            if seq_len != config.seq_len:
-                logging.info("This model takes seq_len=%d (spec: %d)", seq_len, config.seq_len)
-                config = windows.WindowConfig(seq_len, config.query_len, config.doc_stride,
-                                              config.do_lower_case)
-            self._makers[seq_len] = windows.WindowMaker(self.vocab_path, config)
-        return self._makers[seq_len]
-
-    def score(self, predictor: inference.Predictor, name: str):
-        """(official metrics at `null_threshold`, answers at it) of one model."""
-        logging.info("Scoring %s (%s) on %d questions", name, predictor.path,
-                     len(self.examples))
-        answers = answering.answer_questions(
-            predictor, self.examples, self.maker(predictor.seq_len),
-            batch_size=self.spec.predict_batch_size,
-            version_2_with_negative=self.version_2,
-            null_score_diff_threshold=self.null_threshold,
-        )
-        result, answers = self.metrics(answers)
-        logging.info("%s: EM %.2f, F1 %.2f", name, result["exact_match"], result["f1"])
-        return result, answers
+    def score(self, paths: Mapping[str, str]) -> dict[str, tuple[dict, postprocess.Answers]]:
+        """Each model's (official metrics at `null_threshold`, answers at it), by name."""
+        settings = scoring.AnswerSettings(
+            batch_size=self.spec.predict_batch_size, version_2_with_negative=self.version_2,
+            null_score_diff_threshold=self.null_threshold)
+        scored = scoring.answer_on_beam(
+            self.make_pipeline(), self.records_pattern, paths, self.examples, self.vocab_path,
+            self.config, settings, self.work_dir, self.threads)
+        results = {}
+        for name, model in scored.items():
+            results[name] = self.metrics(model.answers)
+            logging.info("%s: EM %.2f, F1 %.2f", name, results[name][0]["exact_match"],
+                         results[name][0]["f1"])
+        return results
 
     def metrics(self, answers: postprocess.Answers):
         """(official metrics, answers) at `null_threshold`, as predictions.json says."""
@@ -228,7 +233,7 @@ class _Scorer:
     def agreement_windows(self) -> dict[str, np.ndarray]:
         """Up to `AGREEMENT_WINDOWS` eval windows, in question order."""
         chosen = []
-        maker = self.maker(None)
+        maker = windows.WindowMaker(self.vocab_path, self.config)
         for example in self.examples:
             chosen.extend(maker.make_windows(example, training=False))
             if len(chosen) >= AGREEMENT_WINDOWS:
@@ -270,7 +275,8 @@ def serving_dir(model: types.Artifact) -> str:
     return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
+               base_beam_executor.BaseBeamExecutor):
     """Scores the candidate (SavedModel + TFLite) and the baseline's shipped file; blesses."""
 
     def Do(
@@ -308,13 +314,17 @@ class Executor(base_executor.BaseExecutor):
                      "2.0" if version_2 else "1.1")
 
         saved_model_dir = serving_dir(model)
-        candidate = inference.load_predictor(saved_model_dir)
-        vocab_path = candidate.vocab_path or encoders.module_vocab_path(spec.uri)
+        vocab_path = (inference.saved_model_vocab_path(saved_model_dir)
+                      or encoders.module_vocab_path(spec.uri))
         scorer = _Scorer(examples, spec, vocab_path, bool(version_2),
-                         float(exec_properties.get(NULL_SCORE_DIFF_THRESHOLD_KEY) or 0.0))
+                         float(exec_properties.get(NULL_SCORE_DIFF_THRESHOLD_KEY) or 0.0),
+                         _split_pattern(examples_artifact, split), self._make_beam_pipeline,
+                         os.path.join(evaluation.uri, SCORING_WORK_DIR),
+                         beam_executor.threads_per_worker(self._beam_pipeline_args or []))
         models: dict[str, dict[str, Any]] = {}
         scores: dict[str, gate.QuestionScores] = {}
-        models[SAVED_MODEL_NAME], answers = scorer.score(candidate, "SavedModel")
+        models[SAVED_MODEL_NAME], answers = scorer.score(
+            {SAVED_MODEL_NAME: saved_model_dir})[SAVED_MODEL_NAME]
         if version_2 and exec_properties.get(TUNE_NULL_THRESHOLD_KEY):
             models[SAVED_MODEL_NAME], answers = scorer.tune_null_threshold(
                 answers, models[SAVED_MODEL_NAME])
@@ -327,14 +337,24 @@ class Executor(base_executor.BaseExecutor):
         if calibrated:
             representative = sample_windows(
                 artifact_utils.get_single_instance(transformed), "train", spec.seq_len)
+        shipped = tflite_name(quantizations[0])
+        paths = {}
+        for quantization in quantizations:
+            paths[tflite_name(quantization)] = os.path.join(
+                evaluation.uri, tflite_relative_path(quantization))
+            tflite.export_tflite(saved_model_dir, paths[tflite_name(quantization)], spec,
+                                 vocab_path, quantization, representative, serving)
+        if baseline:
+            paths[BASELINE_NAME] = self._export_baseline(
+                artifact_utils.get_single_instance(baseline), quantizations[0], scorer,
+                evaluation.uri, representative)
+        scored = scorer.score(paths)
         agreement_windows = scorer.agreement_windows()
         sample = examples[0]
         for quantization in quantizations:
-            path = os.path.join(evaluation.uri, tflite_relative_path(quantization))
-            tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
-                                 representative, serving)
             name = tflite_name(quantization)
-            result, lite_answers = scorer.score(inference.load_predictor(path), name)
+            path = paths[name]
+            result, lite_answers = scored[name]
             result["path"] = tflite_relative_path(quantization)
             result["size_bytes"] = int(tf.io.gfile.stat(path).length)
             result["f1_drop"] = models[SAVED_MODEL_NAME]["f1"] - result["f1"]
@@ -349,7 +369,6 @@ class Executor(base_executor.BaseExecutor):
             models[name] = result
             scores[name] = scorer.question_scores(lite_answers)
 
-        shipped = tflite_name(quantizations[0])
         checks = gate.threshold_checks(models, bool(baseline), gate_config)
         checks.append(gate.quantization_check(shipped, models[shipped]["f1"],
                                               models[SAVED_MODEL_NAME]["f1"], gate_config))
@@ -357,9 +376,11 @@ class Executor(base_executor.BaseExecutor):
                                               gate_config))
         baseline_result = None
         if baseline:
-            baseline_model = artifact_utils.get_single_instance(baseline)
-            baseline_result, scores["baseline"] = self._score_baseline(
-                baseline_model, quantizations[0], scorer, evaluation.uri, representative)
+            baseline_result, baseline_answers = scored[BASELINE_NAME]
+            baseline_result.update(
+                model_uri=artifact_utils.get_single_instance(baseline).uri, name=shipped,
+                path=f"{BASELINE_DIR}/{tflite_relative_path(quantizations[0])}")
+            scores["baseline"] = scorer.question_scores(baseline_answers)
             regression, differences = gate.regression_checks(
                 scores[shipped], scores["baseline"], gate_config)
             checks.extend(regression)
@@ -394,23 +415,19 @@ class Executor(base_executor.BaseExecutor):
                      "; ".join(reasons), evaluation.uri)
 
     @staticmethod
-    def _score_baseline(
+    def _export_baseline(
         baseline_model: types.Artifact, quantization: str, scorer: _Scorer, out_dir: str,
         representative: Mapping[str, np.ndarray] | None,
-    ) -> tuple[dict[str, Any], gate.QuestionScores]:
-        """The baseline's shipped file (its SavedModel converted as the candidate's) scored."""
+    ) -> str:
+        """The baseline's shipped file: its SavedModel converted as the candidate's."""
         saved_model_dir = serving_dir(baseline_model)
-        predictor = inference.load_predictor(saved_model_dir)
-        spec = scorer.spec.replace(seq_len=predictor.seq_len or scorer.spec.seq_len)
+        with inference.load_predictor(saved_model_dir) as predictor:
+            spec = scorer.spec.replace(seq_len=predictor.seq_len or scorer.spec.seq_len)
+            vocab_path = predictor.vocab_path or scorer.vocab_path
         path = os.path.join(out_dir, BASELINE_DIR, tflite_relative_path(quantization))
-        tflite.export_tflite(saved_model_dir, path, spec,
-                             predictor.vocab_path or scorer.vocab_path, quantization,
+        tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
                              representative)
-        result, answers = scorer.score(inference.load_predictor(path),
-                                       f"baseline {tflite_name(quantization)}")
-        result.update(model_uri=baseline_model.uri, name=tflite_name(quantization),
-                      path=f"{BASELINE_DIR}/{tflite_relative_path(quantization)}")
-        return result, scorer.question_scores(answers)
+        return path
 
     @staticmethod
     def _bless(blessing: types.Artifact, model: types.Artifact,

@@ -37,6 +37,9 @@ def answer_questions(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    settings = dict(batch_size=batch_size, version_2_with_negative=version_2_with_negative,
+                    null_score_diff_threshold=null_score_diff_threshold,
+                    n_best_size=n_best_size, max_answer_length=max_answer_length)
     answers = postprocess.Answers()
     started = time.monotonic()
     num_windows = 0
@@ -44,22 +47,7 @@ def answer_questions(
 
     def flush() -> int:
         """Answers the pending questions; how many there were."""
-        start_logits, end_logits = _predict(predictor, pending_windows, batch_size)
-        chunk = postprocess.predict_answers(
-            pending_examples,
-            pending_windows,
-            start_logits,
-            end_logits,
-            doc_words=maker.doc_words,
-            n_best_size=n_best_size,
-            max_answer_length=max_answer_length,
-            version_2_with_negative=version_2_with_negative,
-            null_score_diff_threshold=null_score_diff_threshold,
-            do_lower_case=maker.config.do_lower_case,
-        )
-        answers.predictions.update(chunk.predictions)
-        answers.nbest.update(chunk.nbest)
-        answers.null_odds.update(chunk.null_odds)
+        answers.update(_answer(predictor, pending_examples, pending_windows, maker, **settings))
         flushed = len(pending_examples)
         pending_examples.clear()
         pending_windows.clear()
@@ -82,6 +70,43 @@ def answer_questions(
         len(examples), num_windows, num_windows / max(time.monotonic() - started, 1e-9),
     )
     return answers
+
+
+def answer_batch(
+    predictor,
+    examples: Sequence[SquadExample],
+    maker,
+    *,
+    batch_size: int = 8,
+    version_2_with_negative: bool = False,
+    null_score_diff_threshold: float = 0.0,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+) -> tuple[postprocess.Answers, int]:
+    """(answers, windows predicted) of a batch of questions, as `answer_questions` answers
+    them, without progress or logging: a Beam worker's unit of work (the evaluator)."""
+    maker.tokenize_ahead(examples)
+    windows = [w for example in examples for w in maker.make_windows(example, training=False)]
+    answers = _answer(predictor, examples, windows, maker, batch_size=batch_size,
+                      version_2_with_negative=version_2_with_negative,
+                      null_score_diff_threshold=null_score_diff_threshold,
+                      n_best_size=n_best_size, max_answer_length=max_answer_length)
+    return answers, len(windows)
+
+
+def _answer(predictor, examples: Sequence[SquadExample], windows: Sequence, maker, *,
+            batch_size: int, n_best_size: int, max_answer_length: int,
+            version_2_with_negative: bool,
+            null_score_diff_threshold: float) -> postprocess.Answers:
+    """The answers to `examples` from their eval `windows`."""
+    start_logits, end_logits = _predict(predictor, windows, batch_size)
+    return postprocess.predict_answers(
+        examples, windows, start_logits, end_logits, doc_words=maker.doc_words,
+        n_best_size=n_best_size, max_answer_length=max_answer_length,
+        version_2_with_negative=version_2_with_negative,
+        null_score_diff_threshold=null_score_diff_threshold,
+        do_lower_case=maker.config.do_lower_case,
+    )
 
 
 def _predict(predictor, windows: Sequence, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -120,8 +120,7 @@ class SavedModelPredictor(Predictor):
                 f"it takes {sorted(inputs)} and returns {sorted(outputs)}"
             )
         seq_len = inputs["input_ids"].shape[1] if inputs["input_ids"].shape.rank == 2 else None
-        vocab = os.path.join(path, "assets", VOCAB_FILE_NAME)
-        self._vocab_path = vocab if tf.io.gfile.exists(vocab) else None
+        self._vocab_path = saved_model_vocab_path(path)
         super().__init__(path, seq_len)
 
     @property
@@ -136,6 +135,12 @@ class SavedModelPredictor(Predictor):
             segment_ids=tf.constant(segment_ids),
         )
         return out["start_logits"].numpy(), out["end_logits"].numpy()
+
+
+def saved_model_vocab_path(path: str) -> str | None:
+    """A SavedModel's `assets/vocab.txt`, if present."""
+    vocab = os.path.join(path, "assets", VOCAB_FILE_NAME)
+    return vocab if tf.io.gfile.exists(vocab) else None
 
 
 class TFLitePredictor(Predictor):
@@ -246,9 +251,10 @@ def _packed_file(model_buffer: bytes, name: str) -> bytes | None:
     return displayer.get_associated_file_buffer(name)
 
 
-def load_predictor(path: str) -> Predictor:
+def load_predictor(path: str, num_threads: int | None = None) -> Predictor:
     """A `Predictor` for a SavedModel directory or a `.tflite` file; `close()` it (or use
-    it in a `with` block) once its `vocab_path` is no longer needed."""
+    it in a `with` block) once its `vocab_path` is no longer needed. `num_threads`: the
+    TFLite interpreter's (None: its default); a SavedModel runs on TensorFlow's threads."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"No model at {path!r} (expected a SavedModel dir or .tflite)")
     if tf.io.gfile.isdir(path):
@@ -256,5 +262,5 @@ def load_predictor(path: str) -> Predictor:
             raise ValueError(f"{path!r} is a directory but not a SavedModel (no saved_model.pb)")
         return SavedModelPredictor(path)
     if path.endswith(".tflite"):
-        return TFLitePredictor(path)
+        return TFLitePredictor(path, num_threads)
     raise ValueError(f"{path!r} is neither a SavedModel directory nor a .tflite file")

@@ -53,6 +53,12 @@ class Answers:
     nbest: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
     null_odds: dict[str, float] = dataclasses.field(default_factory=dict)
 
+    def update(self, other: Answers) -> None:
+        """Adds the answers of other questions."""
+        self.predictions.update(other.predictions)
+        self.nbest.update(other.nbest)
+        self.null_odds.update(other.null_odds)
+
     @property
     def non_null_predictions(self) -> dict[str, str]:
         """SQuAD 2.0: each question's best non-null answer text, its first non-empty n-best

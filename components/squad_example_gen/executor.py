@@ -25,6 +25,7 @@ from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.types import artifact_utils, standard_component_specs
 
+from components import beam_executor
 from components.qa import squad, squad_json
 
 SKIP_INVALID_KEY = "skip_invalid"
@@ -155,7 +156,8 @@ def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
     return unique.ok
 
 
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
+               base_example_gen_executor.BaseExampleGenExecutor):
     """TFX ExampleGen executor for SQuAD v1.1/v2.0 JSON (also .json.gz)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)

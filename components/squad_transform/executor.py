@@ -12,30 +12,26 @@ flags), which is plain Python over `components.qa.windows` (shared with the eval
 The Beam work itself (the DoFn, tf.Example decoding and encoding) is in
 `components.squad_transform.windowing`, which does not import TensorFlow or TFX: that module
 is what each worker process loads. On the DirectRunner the executor skips TFX's ephemeral
-package of its own installation (`Executor.__init__`).
+package of its own installation (`components.beam_executor`).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import sys
-from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tfx import types
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
-from tfx.utils import name_utils, telemetry_utils
 
+from components import beam_executor
 from components.qa import encoders
 from components.qa import spec as spec_lib
 from components.qa import windows as windows_lib
@@ -47,24 +43,9 @@ WINDOWING_KEY = "windowing"
 # The spec parameters that change the windows: the encoder (its vocab) and the cutting.
 WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
-# `--runner` values (the last dotted part, lower case) of the DirectRunner; none is Beam's
-# default, the DirectRunner.
-DIRECT_RUNNERS = ("direct", "directrunner", "switchingdirectrunner", "bundlebaseddirectrunner")
-
 STATS_FILE_NAME = "window_stats.json"
 SKIPPED_FILE_PREFIX = "skipped-"
 OUTPUT_FILE_PREFIX = "data_tfrecord"
-
-
-def runs_on_direct_runner(beam_pipeline_args: Sequence[Any]) -> bool:
-    """Whether the Beam args select the DirectRunner (the default when `--runner` is not
-    given), whose workers are processes or threads of this machine's Python."""
-    if not all(isinstance(arg, str) for arg in beam_pipeline_args):  # unresolved placeholders
-        return False
-    runner = PipelineOptions(list(beam_pipeline_args)).view_as(StandardOptions).runner
-    if runner is None:
-        return True
-    return isinstance(runner, str) and runner.rsplit(".", 1)[-1].lower() in DIRECT_RUNNERS
 
 
 def windowing_json(spec: spec_lib.BertQaSpec) -> str:
@@ -87,34 +68,9 @@ def read_windowing(text: str) -> tuple[str, windows_lib.WindowConfig]:
     return data["uri"], windows_lib.WindowConfig(**settings)
 
 
-class Executor(base_beam_executor.BaseBeamExecutor):
+class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
+               base_beam_executor.BaseBeamExecutor):
     """Windows every split of `examples` into `transformed_examples`."""
-
-    def __init__(self, context: base_beam_executor.BaseBeamExecutor.Context | None = None):
-        """As TFX's, without its ephemeral package on the DirectRunner.
-
-        Given Beam args without `--extra_packages`, `--setup_file`, `--requirements_file` or a
-        container image, `BaseBeamExecutor.__init__` copies TFX's installation and runs
-        `setup.py sdist` on it (`dependency_utils.make_beam_dependency_flags`, about 2 s)
-        so that remote workers can install TFX. The DirectRunner's workers are processes of
-        this Python installation and never install that package, so on the DirectRunner this
-        does the rest of TFX's work (telemetry labels, absl flags) without it. Other runners
-        (Dataflow) get TFX's behaviour unchanged.
-        """
-        args = getattr(context, "beam_pipeline_args", None) or []
-        if not isinstance(context, base_beam_executor.BaseBeamExecutor.Context) or not (
-            args and runs_on_direct_runner(args)
-        ):
-            super().__init__(context)
-            return
-        without_args = copy.copy(context)
-        without_args.beam_pipeline_args = None
-        super().__init__(without_args)
-        with telemetry_utils.scoped_labels(
-            {telemetry_utils.LABEL_TFX_EXECUTOR: name_utils.get_full_name(self.__class__)}
-        ):
-            self._beam_pipeline_args = list(args) + telemetry_utils.make_beam_labels_args()
-        flags.FLAGS(sys.argv + self._beam_pipeline_args, known_only=True)
 
     def Do(  # noqa: N802 (TFX API)
         self,

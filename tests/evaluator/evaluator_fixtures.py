@@ -121,7 +121,8 @@ def model_artifact(root, vocab, keyword: str, model_id: int,
     return artifact
 
 
-def run_evaluator(root, examples, model, baseline=None, transformed=None, **properties):
+def run_evaluator(root, examples, model, baseline=None, transformed=None,
+                  beam_pipeline_args=None, **properties):
     evaluation = standard_artifacts.ModelEvaluation()
     evaluation.uri = str(root / "evaluation")
     blessing = standard_artifacts.ModelBlessing()
@@ -141,7 +142,9 @@ def run_evaluator(root, examples, model, baseline=None, transformed=None, **prop
         inputs["baseline_model"] = [baseline]
     if transformed is not None:
         inputs["transformed_examples"] = [transformed]
-    executor.Executor().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]},
-                           exec_properties)
+    context = (executor.Executor.Context(beam_pipeline_args=beam_pipeline_args)
+               if beam_pipeline_args else None)
+    executor.Executor(context).Do(
+        inputs, {"evaluation": [evaluation], "blessing": [blessing]}, exec_properties)
     with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
         return json.load(f), evaluation, blessing

@@ -180,6 +180,33 @@ def test_squad_2_at_the_tuned_threshold_is_the_official_best_f1(models, tmp_path
     assert summary["models"]["tflite_dynamic"]["f1"] == pytest.approx(500 / 6)
 
 
+def test_worker_processes_answer_as_the_default_in_memory_runner(models, tmp_path):
+    """The pipeline's Beam args reach the executor: two DirectRunner worker processes answer
+    (SavedModel, then the TFLite file and the baseline's) with the same results."""
+    vocab, houston, texas = models
+    results = {}
+    for mode, args in (("in_memory", None), ("two_workers", [
+            "--direct_running_mode=multi_processing", "--direct_num_workers=2"])):
+        root = tmp_path / mode
+        root.mkdir()
+        summary, evaluation, _ = run_evaluator(
+            root, examples_artifact(root, CLEARLY_HOUSTON), houston, baseline=texas,
+            beam_pipeline_args=args)
+        assert sorted(os.listdir(evaluation.uri)) == sorted(
+            ["baseline", "metrics.json", "model_card.json", "model_card.md",
+             "nbest_predictions.json", "predictions.json", "report.html", "tflite"])
+        files = {name: json.load(open(os.path.join(evaluation.uri, name)))
+                 for name in ("predictions.json", "nbest_predictions.json")}
+        results[mode] = summary, files
+    (memory, memory_files), (workers, workers_files) = results.values()
+    assert workers_files == memory_files
+    for name in ("saved_model", "tflite_dynamic"):
+        assert workers["models"][name]["official"] == memory["models"][name]["official"]
+    assert workers["baseline"]["official"] == memory["baseline"]["official"]
+    assert workers["baseline"]["f1"] < workers["f1"]
+    assert workers["blessing"]["blessed"] == memory["blessing"]["blessed"]
+
+
 def test_max_eval_examples_limits_the_questions(models, tmp_path):
     _, houston, _ = models
     summary, _, _ = run_evaluator(

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from apache_beam.internal import pickler
 
+from components import beam_executor
 from components.qa import squad, squad_json
 from components.qa.windows import (
     AnswerNotFoundError,
@@ -155,5 +156,5 @@ def test_no_ephemeral_package_on_the_direct_runner(monkeypatch):
     assert "--extra_package=/tmp/tfx_ephemeral.tar.gz" in beam_args(dataflow)
     assert built == [1]
     assert beam_args([]) == []
-    assert executor.runs_on_direct_runner([])
-    assert not executor.runs_on_direct_runner(["--runner=PortableRunner"])
+    assert beam_executor.runs_on_direct_runner([])
+    assert not beam_executor.runs_on_direct_runner(["--runner=PortableRunner"])

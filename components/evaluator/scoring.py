@@ -1,0 +1,230 @@
+"""The evaluator's answering on Beam: workers load each model once and answer batches of
+questions, as many at once as the runner has workers.
+
+At the published size a 384-token window costs 0.3 to 0.8 s per TFLite invoke on one CPU
+thread, so one process needs an hour or more for SQuAD's dev set per model. Here the eval
+split's question records are read, batched (`QUESTIONS_PER_BATCH`), reshuffled (the
+DirectRunner hands the batches to its workers in turn; Dataflow balances them) and answered
+by one `AnswerQuestions` per model, each worker loading the model once. The answers come back
+through files (JSON lines under `work_dir`), so the same code runs on the DirectRunner's
+`multi_processing` workers and on Dataflow. Each worker answers with
+`components.qa.answering.answer_batch`, the code `answer_questions` runs in one process, and
+decodes the records with `squad.from_tf_example`, as the executor reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from apache_beam.metrics.metric import MetricsFilter
+
+from components.qa import answering, inference, postprocess, progress, squad
+from components.qa import windows as windows_lib
+
+METRICS_NAMESPACE = "QaEvaluator"
+# Questions answered together: a worker's unit of work (about 4 windows: 1 to 4 s at the
+# published size), small enough that the DirectRunner's turn-by-turn split stays even.
+QUESTIONS_PER_BATCH = 4
+ANSWERS_FILE_PREFIX = "answers"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerSettings:
+    """How windows are predicted and turned into answers (`answering.answer_batch`)."""
+
+    batch_size: int = 8
+    version_2_with_negative: bool = False
+    null_score_diff_threshold: float = 0.0
+    n_best_size: int = 20
+    max_answer_length: int = 30
+
+
+@dataclasses.dataclass
+class ScoredModel:
+    """One model's answers and what answering them took on the workers."""
+
+    answers: postprocess.Answers
+    windows: int
+    # From the first batch's start to the last batch's end, over all workers (model loading
+    # and worker start-up excluded).
+    seconds: float
+    # The batches' times added up: one worker's time for all windows (at the speed it had
+    # beside the others).
+    batch_seconds: float
+
+    @property
+    def windows_per_second(self) -> float:
+        """All workers together, from the first batch's start to the last one's end."""
+        return self.windows / max(self.seconds, 1e-9)
+
+    @property
+    def windows_per_worker_second(self) -> float:
+        """One worker's speed while answering."""
+        return self.windows / max(self.batch_seconds, 1e-9)
+
+
+class AnswerQuestions(beam.DoFn):
+    """Batches of serialized question tf.Examples -> one JSON line per question answered
+    by the model at `model_path` (a SavedModel or a .tflite file).
+
+    Records whose id is not in `question_ids` are passed over (the executor's
+    `max_eval_examples`). The windows are cut with `config` at the model's own `seq_len`.
+    """
+
+    def __init__(self, name: str, model_path: str, vocab_path: str,
+                 config: windows_lib.WindowConfig, question_ids: frozenset[str],
+                 settings: AnswerSettings, threads: int | None):
+        self._name = name
+        self._threads = threads
+        self._model_path = model_path
+        self._vocab_path = vocab_path
+        self._config = config
+        self._question_ids = question_ids
+        self._settings = settings
+        self._questions = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{name}/questions")
+        self._windows = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{name}/windows")
+        self._first_start = beam.metrics.Metrics.distribution(
+            METRICS_NAMESPACE, f"{name}/batch_start_ms")
+        self._last_end = beam.metrics.Metrics.distribution(
+            METRICS_NAMESPACE, f"{name}/batch_end_ms")
+        self._batch_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, f"{name}/batch_ms")
+        self._predictor = None
+        self._maker = None
+        self._progress = None
+
+    def setup(self):
+        if self._threads:
+            _limit_tensorflow_threads(self._threads)
+        self._predictor = inference.load_predictor(self._model_path, self._threads)
+        seq_len = self._predictor.seq_len or self._config.seq_len
+        if seq_len != self._config.seq_len:
+            logging.info("%s takes seq_len=%d (spec: %d)", self._name, seq_len,
+                         self._config.seq_len)
+        self._maker = windows_lib.WindowMaker(
+            self._vocab_path, dataclasses.replace(self._config, seq_len=seq_len))
+
+    def start_bundle(self):
+        if self._progress is None:  # From the first bundle, not from the worker's start.
+            self._progress = progress.progress(desc=f"QaEvaluator [{self._name}]",
+                                               unit="questions")
+
+    def teardown(self):
+        if self._progress is not None:
+            self._progress.close()
+        if self._predictor is not None:
+            self._predictor.close()
+
+    def process(self, records: Sequence[bytes]) -> Iterable[str]:
+        started_ms = int(time.time() * 1000)
+        questions = [q for q in map(squad.from_tf_example, records)
+                     if q.id in self._question_ids]
+        answers, num_windows = answering.answer_batch(
+            self._predictor, questions, self._maker, **dataclasses.asdict(self._settings))
+        self._questions.inc(len(questions))
+        self._windows.inc(num_windows)
+        ended_ms = int(time.time() * 1000)
+        self._first_start.update(started_ms)
+        self._last_end.update(ended_ms)
+        self._batch_ms.update(ended_ms - started_ms)
+        self._progress.update(len(questions))
+        for question in questions:
+            yield json.dumps({"id": question.id,
+                              "prediction": answers.predictions[question.id],
+                              "nbest": answers.nbest[question.id],
+                              "null_odds": answers.null_odds.get(question.id)},
+                             ensure_ascii=False)
+
+
+def answer_on_beam(
+    pipeline: beam.Pipeline,
+    records_pattern: str,
+    models: Mapping[str, str],
+    questions: Sequence[squad.SquadExample],
+    vocab_path: str,
+    config: windows_lib.WindowConfig,
+    settings: AnswerSettings,
+    work_dir: str,
+    threads: int | None = None,
+) -> dict[str, ScoredModel]:
+    """Answers `questions` (read from `records_pattern`) with each model (name -> path)
+    in one Beam pipeline; the answers by model name. `work_dir` (removed after) holds the
+    answers between the workers and this process. `threads`: each worker's CPU threads
+    (`beam_executor.threads_per_worker`; None: the runtimes' defaults)."""
+    question_ids = frozenset(q.id for q in questions)
+    batches = (
+        pipeline
+        | "ReadQuestions" >> beam.io.ReadFromTFRecord(records_pattern)
+        | "Batch" >> beam.BatchElements(min_batch_size=QUESTIONS_PER_BATCH,
+                                        max_batch_size=QUESTIONS_PER_BATCH,
+                                        record_metrics=False)
+        | "Reshuffle" >> beam.Reshuffle()
+    )
+    prefixes = {}
+    for number, (name, path) in enumerate(models.items()):
+        prefixes[name] = os.path.join(work_dir, str(number), ANSWERS_FILE_PREFIX)
+        _ = (
+            batches
+            | f"Answer[{name}]" >> beam.ParDo(AnswerQuestions(
+                name, path, vocab_path, config, question_ids, settings, threads))
+            | f"Write[{name}]" >> beam.io.WriteToText(prefixes[name], file_name_suffix=".jsonl")
+        )
+    logging.info("Answering %d questions with %s on Beam", len(questions), list(models))
+    result = pipeline.run()
+    result.wait_until_finish()
+    metrics = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    counters = {c.key.metric.name: c.committed or 0 for c in metrics["counters"]}
+    spans = {d.key.metric.name: d.committed for d in metrics["distributions"]}
+    scored = {}
+    try:
+        for name, prefix in prefixes.items():
+            answers = _read_answers(prefix, [q.id for q in questions], name)
+            start, end = spans.get(f"{name}/batch_start_ms"), spans.get(f"{name}/batch_end_ms")
+            batches = spans.get(f"{name}/batch_ms")
+            seconds = (end.max - start.min) / 1000 if start and end and start.count else 0.0
+            scored[name] = ScoredModel(answers, counters.get(f"{name}/windows", 0), seconds,
+                                       batches.sum / 1000 if batches else 0.0)
+            logging.info("%s: %d questions, %d windows in %.1f s on the workers "
+                         "(%.2f windows/s; one worker %.2f windows/s)", name, len(questions),
+                         scored[name].windows, seconds, scored[name].windows_per_second,
+                         scored[name].windows_per_worker_second)
+    finally:
+        tf.io.gfile.rmtree(work_dir)
+    return scored
+
+
+def _limit_tensorflow_threads(threads: int) -> None:
+    """Runs this process's TensorFlow ops on `threads` threads, if TensorFlow has not
+    started yet (a worker process; the in-memory runner shares the executor's)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        logging.info("TensorFlow already runs here; its thread counts stay as they are")
+
+
+def _read_answers(prefix: str, question_ids: Sequence[str], name: str) -> postprocess.Answers:
+    """The answers the workers wrote, in `question_ids`' order; each question answered."""
+    by_id = {}
+    for path in sorted(tf.io.gfile.glob(prefix + "*")):
+        with tf.io.gfile.GFile(path) as f:
+            for line in f:
+                answer = json.loads(line)
+                by_id[answer["id"]] = answer
+    missing = [qid for qid in question_ids if qid not in by_id]
+    if missing:
+        raise RuntimeError(f"{name}: the Beam workers answered {len(by_id)} of "
+                           f"{len(set(question_ids))} questions; none for {missing[:5]}")
+    answers = postprocess.Answers()
+    for qid in question_ids:
+        answers.predictions[qid] = by_id[qid]["prediction"]
+        answers.nbest[qid] = by_id[qid]["nbest"]
+        if by_id[qid]["null_odds"] is not None:
+            answers.null_odds[qid] = by_id[qid]["null_odds"]
+    return answers
