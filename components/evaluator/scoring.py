@@ -154,9 +154,12 @@ def answer_on_beam(
     threads: int | None = None,
 ) -> dict[str, ScoredModel]:
     """Answers `questions` (read from `records_pattern`) with each model (name -> path)
-    in one Beam pipeline; the answers by model name. `work_dir` (removed after) holds the
-    answers between the workers and this process. `threads`: each worker's CPU threads
-    (`beam_executor.threads_per_worker`; None: the runtimes' defaults)."""
+    in one Beam pipeline; the answers by model name. `work_dir` (emptied before, removed
+    after) holds the answers between the workers and this process. `threads`: each
+    worker's CPU threads (`beam_executor.threads_per_worker`; None: the runtimes'
+    defaults)."""
+    if tf.io.gfile.exists(work_dir):  # an interrupted attempt's answers
+        tf.io.gfile.rmtree(work_dir)
     question_ids = frozenset(q.id for q in questions)
     batches = (
         pipeline
@@ -176,26 +179,28 @@ def answer_on_beam(
             | f"Write[{name}]" >> beam.io.WriteToText(prefixes[name], file_name_suffix=".jsonl")
         )
     logging.info("Answering %d questions with %s on Beam", len(questions), list(models))
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+        answers = {name: _read_answers(prefix, [q.id for q in questions], name)
+                   for name, prefix in prefixes.items()}
+    finally:
+        if tf.io.gfile.exists(work_dir):
+            tf.io.gfile.rmtree(work_dir)
     metrics = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
     counters = {c.key.metric.name: c.committed or 0 for c in metrics["counters"]}
     spans = {d.key.metric.name: d.committed for d in metrics["distributions"]}
     scored = {}
-    try:
-        for name, prefix in prefixes.items():
-            answers = _read_answers(prefix, [q.id for q in questions], name)
-            start, end = spans.get(f"{name}/batch_start_ms"), spans.get(f"{name}/batch_end_ms")
-            batches = spans.get(f"{name}/batch_ms")
-            seconds = (end.max - start.min) / 1000 if start and end and start.count else 0.0
-            scored[name] = ScoredModel(answers, counters.get(f"{name}/windows", 0), seconds,
-                                       batches.sum / 1000 if batches else 0.0)
-            logging.info("%s: %d questions, %d windows in %.1f s on the workers "
-                         "(%.2f windows/s; one worker %.2f windows/s)", name, len(questions),
-                         scored[name].windows, seconds, scored[name].windows_per_second,
-                         scored[name].windows_per_worker_second)
-    finally:
-        tf.io.gfile.rmtree(work_dir)
+    for name in models:
+        start, end = spans.get(f"{name}/batch_start_ms"), spans.get(f"{name}/batch_end_ms")
+        batch_ms = spans.get(f"{name}/batch_ms")
+        seconds = (end.max - start.min) / 1000 if start and end and start.count else 0.0
+        scored[name] = ScoredModel(answers[name], counters.get(f"{name}/windows", 0), seconds,
+                                   batch_ms.sum / 1000 if batch_ms else 0.0)
+        logging.info("%s: %d questions, %d windows in %.1f s on the workers "
+                     "(%.2f windows/s; one worker %.2f windows/s)", name, len(questions),
+                     scored[name].windows, seconds, scored[name].windows_per_second,
+                     scored[name].windows_per_worker_second)
     return scored
 
 

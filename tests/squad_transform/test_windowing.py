@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 from apache_beam.internal import pickler
 
-from components import beam_executor
 from components.qa import squad, squad_json
 from components.qa.windows import (
     AnswerNotFoundError,
@@ -132,29 +131,3 @@ def test_a_worker_windows_without_tensorflow(data_dir, questions, tmp_path):
     for record, window in zip(windows, expected, strict=True):
         assert tf.train.Example.FromString(record) == expected_tf_example(window)
 
-
-def test_no_ephemeral_package_on_the_direct_runner(monkeypatch):
-    """TFX's sdist of itself is for remote workers: built for Dataflow, not the DirectRunner."""
-    from tfx.utils import dependency_utils
-
-    built = []
-    monkeypatch.setattr(dependency_utils, "build_ephemeral_package",
-                        lambda: built.append(1) or "/tmp/tfx_ephemeral.tar.gz")
-
-    def beam_args(args):
-        context = executor.Executor.Context(beam_pipeline_args=args)
-        return executor.Executor(context)._beam_pipeline_args
-
-    for args in (["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
-                 ["--runner=DirectRunner"], ["--runner=direct"]):
-        result = beam_args(args)
-        assert result[:len(args)] == args
-        assert not any("extra_package" in a for a in result)
-        assert any(a.startswith("--labels") for a in result)  # TFX's telemetry labels, kept
-    assert not built
-    dataflow = ["--runner=DataflowRunner", "--project=p", "--region=r"]
-    assert "--extra_package=/tmp/tfx_ephemeral.tar.gz" in beam_args(dataflow)
-    assert built == [1]
-    assert beam_args([]) == []
-    assert beam_executor.runs_on_direct_runner([])
-    assert not beam_executor.runs_on_direct_runner(["--runner=PortableRunner"])
