@@ -50,6 +50,7 @@ def run(records: str, name: str, path: str, questions: list, vocab: str, workers
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from components.evaluator import scoring
+    from components.qa import answering
     from components.qa.windows import WindowConfig
 
     options = PipelineOptions(["--direct_running_mode=multi_processing",
@@ -57,7 +58,7 @@ def run(records: str, name: str, path: str, questions: list, vocab: str, workers
     started = time.perf_counter()
     scored = scoring.answer_on_beam(
         beam.Pipeline(options=options), records, {name: path}, questions, vocab,
-        WindowConfig(), scoring.AnswerSettings(), str(work / f"answers-{name}-{workers}"),
+        WindowConfig(), answering.AnswerSettings(), str(work / f"answers-{name}-{workers}"),
         threads)
     return scored[name], time.perf_counter() - started
 

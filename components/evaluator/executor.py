@@ -47,6 +47,7 @@ from tfx.utils import path_utils
 from components import beam_executor
 from components.evaluator import gate, model_card, report, scoring
 from components.qa import (
+    answering,
     encoders,
     inference,
     metrics,
@@ -199,7 +200,7 @@ class _Scorer:
 
     def score(self, paths: Mapping[str, str]) -> dict[str, tuple[dict, postprocess.Answers]]:
         """Each model's (official metrics at `null_threshold`, answers at it), by name."""
-        settings = scoring.AnswerSettings(
+        settings = answering.AnswerSettings(
             batch_size=self.spec.predict_batch_size, version_2_with_negative=self.version_2,
             null_score_diff_threshold=self.null_threshold)
         scored = scoring.answer_on_beam(

@@ -35,17 +35,6 @@ QUESTIONS_PER_BATCH = 4
 ANSWERS_FILE_PREFIX = "answers"
 
 
-@dataclasses.dataclass(frozen=True)
-class AnswerSettings:
-    """How windows are predicted and turned into answers (`answering.answer_batch`)."""
-
-    batch_size: int = 8
-    version_2_with_negative: bool = False
-    null_score_diff_threshold: float = 0.0
-    n_best_size: int = 20
-    max_answer_length: int = 30
-
-
 @dataclasses.dataclass
 class ScoredModel:
     """One model's answers and what answering them took on the workers."""
@@ -80,7 +69,7 @@ class AnswerQuestions(beam.DoFn):
 
     def __init__(self, name: str, model_path: str, vocab_path: str,
                  config: windows_lib.WindowConfig, question_ids: frozenset[str],
-                 settings: AnswerSettings, threads: int | None):
+                 settings: answering.AnswerSettings, threads: int | None):
         self._name = name
         self._threads = threads
         self._model_path = model_path
@@ -126,7 +115,7 @@ class AnswerQuestions(beam.DoFn):
         questions = [q for q in map(squad.from_tf_example, records)
                      if q.id in self._question_ids]
         answers, num_windows = answering.answer_batch(
-            self._predictor, questions, self._maker, **dataclasses.asdict(self._settings))
+            self._predictor, questions, self._maker, self._settings)
         self._questions.inc(len(questions))
         self._windows.inc(num_windows)
         ended_ms = int(time.time() * 1000)
@@ -149,7 +138,7 @@ def answer_on_beam(
     questions: Sequence[squad.SquadExample],
     vocab_path: str,
     config: windows_lib.WindowConfig,
-    settings: AnswerSettings,
+    settings: answering.AnswerSettings,
     work_dir: str,
     threads: int | None = None,
 ) -> dict[str, ScoredModel]:

@@ -7,6 +7,7 @@ so long passages are not truncated as in the TFLite Task Library.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -18,6 +19,21 @@ from components.qa.squad import SquadExample
 
 # Windows predicted and postprocessed together, in batches (bounds the memory held).
 _WINDOWS_PER_CHUNK = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerSettings:
+    """How windows are predicted (`batch_size` at a time) and turned into answers."""
+
+    batch_size: int = 8
+    version_2_with_negative: bool = False
+    null_score_diff_threshold: float = 0.0
+    n_best_size: int = 20
+    max_answer_length: int = 30
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
 
 
 def answer_questions(
@@ -35,11 +51,8 @@ def answer_questions(
 
     Shows the questions answered (`progress.progress`) and logs the windows per second.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
-    settings = dict(batch_size=batch_size, version_2_with_negative=version_2_with_negative,
-                    null_score_diff_threshold=null_score_diff_threshold,
-                    n_best_size=n_best_size, max_answer_length=max_answer_length)
+    settings = AnswerSettings(batch_size, version_2_with_negative, null_score_diff_threshold,
+                              n_best_size, max_answer_length)
     answers = postprocess.Answers()
     started = time.monotonic()
     num_windows = 0
@@ -47,7 +60,7 @@ def answer_questions(
 
     def flush() -> int:
         """Answers the pending questions; how many there were."""
-        answers.update(_answer(predictor, pending_examples, pending_windows, maker, **settings))
+        answers.update(_answer(predictor, pending_examples, pending_windows, maker, settings))
         flushed = len(pending_examples)
         pending_examples.clear()
         pending_windows.clear()
@@ -72,39 +85,24 @@ def answer_questions(
     return answers
 
 
-def answer_batch(
-    predictor,
-    examples: Sequence[SquadExample],
-    maker,
-    *,
-    batch_size: int = 8,
-    version_2_with_negative: bool = False,
-    null_score_diff_threshold: float = 0.0,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-) -> tuple[postprocess.Answers, int]:
+def answer_batch(predictor, examples: Sequence[SquadExample], maker,
+                 settings: AnswerSettings) -> tuple[postprocess.Answers, int]:
     """(answers, windows predicted) of a batch of questions, as `answer_questions` answers
     them, without progress or logging: a Beam worker's unit of work (the evaluator)."""
     maker.tokenize_ahead(examples)
     windows = [w for example in examples for w in maker.make_windows(example, training=False)]
-    answers = _answer(predictor, examples, windows, maker, batch_size=batch_size,
-                      version_2_with_negative=version_2_with_negative,
-                      null_score_diff_threshold=null_score_diff_threshold,
-                      n_best_size=n_best_size, max_answer_length=max_answer_length)
-    return answers, len(windows)
+    return _answer(predictor, examples, windows, maker, settings), len(windows)
 
 
-def _answer(predictor, examples: Sequence[SquadExample], windows: Sequence, maker, *,
-            batch_size: int, n_best_size: int, max_answer_length: int,
-            version_2_with_negative: bool,
-            null_score_diff_threshold: float) -> postprocess.Answers:
+def _answer(predictor, examples: Sequence[SquadExample], windows: Sequence, maker,
+            settings: AnswerSettings) -> postprocess.Answers:
     """The answers to `examples` from their eval `windows`."""
-    start_logits, end_logits = _predict(predictor, windows, batch_size)
+    start_logits, end_logits = _predict(predictor, windows, settings.batch_size)
     return postprocess.predict_answers(
         examples, windows, start_logits, end_logits, doc_words=maker.doc_words,
-        n_best_size=n_best_size, max_answer_length=max_answer_length,
-        version_2_with_negative=version_2_with_negative,
-        null_score_diff_threshold=null_score_diff_threshold,
+        n_best_size=settings.n_best_size, max_answer_length=settings.max_answer_length,
+        version_2_with_negative=settings.version_2_with_negative,
+        null_score_diff_threshold=settings.null_score_diff_threshold,
         do_lower_case=maker.config.do_lower_case,
     )
 

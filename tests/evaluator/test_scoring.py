@@ -3,6 +3,7 @@ worker processes, exactly the answers `answering.answer_questions` gives in one 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import apache_beam as beam
@@ -52,14 +53,14 @@ def models(tmp_path_factory, data_dir):
 def _in_one_process(path, questions, vocab, settings):
     with inference.load_predictor(path) as predictor:
         return answering.answer_questions(predictor, questions, WindowMaker(vocab, CONFIG),
-                                          **vars(settings))
+                                          **dataclasses.asdict(settings))
 
 
 def test_two_worker_processes_answer_as_one_process(models, tmp_path):
     """SQuAD 2.0 (null odds too); the executor's tests answer SQuAD 1.1 on Beam in memory."""
     vocab, paths, records = models
     questions = _questions()[3:]  # the records hold 3 more: answered by no one
-    settings = scoring.AnswerSettings(batch_size=3, version_2_with_negative=True,
+    settings = answering.AnswerSettings(batch_size=3, version_2_with_negative=True,
                                       null_score_diff_threshold=-1.0)
     work_dir = str(tmp_path / "work")
     scored = scoring.answer_on_beam(
@@ -90,6 +91,6 @@ def test_a_question_the_records_lack_is_named(models, tmp_path):
     with pytest.raises(RuntimeError, match="answered 2 of 3 questions.*not-in-the-records"):
         scoring.answer_on_beam(
             beam.Pipeline(), records, {"tflite_float32": paths["tflite_float32"]},
-            [*_questions()[:2], missing], vocab, CONFIG, scoring.AnswerSettings(),
+            [*_questions()[:2], missing], vocab, CONFIG, answering.AnswerSettings(),
             str(tmp_path / "work"))
     assert not os.path.exists(tmp_path / "work")
