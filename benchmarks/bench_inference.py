@@ -12,7 +12,8 @@ Speed does not depend on the weights. Then, on the eval-mode windows of the firs
 `--questions` questions of the SQuAD file:
 - latency: the median of `--invokes` timed `Interpreter.invoke()` calls on one window
   (`tflite.latency_ms`) per format and thread count;
-- throughput, per format at TFLite's default thread count (what `mbqa predict` uses): the
+- throughput, per format at TFLite's default thread count (one here; `mbqa predict` runs
+  on all CPUs unless given `--threads`, and both sides here use the same count): the
   bare loop (set the three inputs and invoke, per window) against
   `answering.answer_questions` (what `mbqa predict` runs after reading its file: windowing,
   batching, the interpreter, postprocessing into answer texts), both over the same windows,

@@ -13,7 +13,6 @@ behaviour unchanged.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,8 @@ from absl import flags
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from tfx.dsl.components.base import base_beam_executor
 from tfx.utils import name_utils, telemetry_utils
+
+from components.qa import inference
 
 # `--runner` values (the last dotted part, lower case) of the DirectRunner; none is Beam's
 # default, the DirectRunner.
@@ -45,9 +46,9 @@ def threads_per_worker(beam_pipeline_args: Sequence[Any]) -> int | None:
     keep their runtime's default (Dataflow runs a Python process per vCPU)."""
     if not runs_on_direct_runner(beam_pipeline_args):
         return None
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = inference.available_cpus()
     workers = PipelineOptions(list(beam_pipeline_args)).view_as(DirectOptions).direct_num_workers
-    return max(1, (cpus or 1) // (workers or cpus or 1))
+    return max(1, cpus // (workers or cpus))
 
 
 class SkipEphemeralPackageOnDirectRunner:

@@ -251,6 +251,13 @@ def _packed_file(model_buffer: bytes, name: str) -> bytes | None:
     return displayer.get_associated_file_buffer(name)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def load_predictor(path: str, num_threads: int | None = None) -> Predictor:
     """A `Predictor` for a SavedModel directory or a `.tflite` file; `close()` it (or use
     it in a `with` block) once its `vocab_path` is no longer needed. `num_threads`: the

@@ -104,6 +104,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQuAD 2.0: answer '' when the null score beats the best span by more "
         "(default: the threshold the model was gated with, from its metadata, else 0)",
     )
+    parser.add_argument(
+        "--threads", type=int,
+        help="threads of the TFLite interpreter (default: all CPUs of this machine); a "
+        "SavedModel runs on TensorFlow's",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch (default 8)")
     parser.add_argument("--n-best-size", type=int, default=20, help="candidates kept (default 20)")
     parser.add_argument(
@@ -210,6 +215,15 @@ def _window_maker(args: argparse.Namespace, predictor):
     return maker
 
 
+def _load_predictor(args: argparse.Namespace):
+    """The `--model`, its TFLite interpreter on `--threads` threads (default: all CPUs)."""
+    from components.qa import inference
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads={args.threads} must be >= 1")
+    return inference.load_predictor(args.model, args.threads or inference.available_cpus())
+
+
 def _answer(args: argparse.Namespace, predictor, maker, examples):
     from components.qa import answering
 
@@ -225,7 +239,7 @@ def predict_command(args: argparse.Namespace) -> int:
     """Handler of `mbqa predict`."""
     import tensorflow as tf
 
-    from components.qa import inference, postprocess, squad_json
+    from components.qa import postprocess, squad_json
 
     try:
         examples, invalid = squad_json.read_squad_examples(
@@ -235,7 +249,7 @@ def predict_command(args: argparse.Namespace) -> int:
             print(f"mbqa predict: skipped: {record.message()}", file=sys.stderr)
         if not examples:
             raise ValueError(f"{args.squad}: has no valid questions")
-        with inference.load_predictor(args.model) as predictor:
+        with _load_predictor(args) as predictor:
             maker = _window_maker(args, predictor)
             if not args.version_2 and any(e.is_impossible for e in examples):
                 logging.warning("%s has unanswerable questions: consider --version-2",
@@ -264,7 +278,6 @@ def predict_command(args: argparse.Namespace) -> int:
 
 def answer_command(args: argparse.Namespace) -> int:
     """Handler of `mbqa answer`."""
-    from components.qa import inference
     from components.qa.squad import SquadExample
 
     example = SquadExample(id="question", title="", context=args.context,
@@ -272,7 +285,7 @@ def answer_command(args: argparse.Namespace) -> int:
     try:
         if not args.context.strip() or not args.question.strip():
             raise ValueError("--context and --question must not be empty")
-        with inference.load_predictor(args.model) as predictor:
+        with _load_predictor(args) as predictor:
             answers = _answer(args, predictor, _window_maker(args, predictor), [example])
     except (ValueError, FileNotFoundError) as error:
         print(f"mbqa answer: error: {error}", file=sys.stderr)

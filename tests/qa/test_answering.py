@@ -240,10 +240,11 @@ def test_predict_v1_with_saved_model_and_evaluate(capsys, tmp_path, saved_model)
 
 
 def test_answer_prints_the_answer(capsys, tflite_model):
-    code, stdout, _ = _mbqa(capsys, "answer", "--model", tflite_model, "--context",
-                            LONG_CONTEXT, "--question", "Where was she born?",
-                            "--query-len", "8", "--doc-stride", "8")
-    assert code == 0 and stdout == "Houston\n"
+    for threads in ([], ["--threads", "1"], ["--threads", "2"]):
+        code, stdout, _ = _mbqa(capsys, "answer", "--model", tflite_model, "--context",
+                                LONG_CONTEXT, "--question", "Where was she born?",
+                                "--query-len", "8", "--doc-stride", "8", *threads)
+        assert code == 0 and stdout == "Houston\n"
 
 
 def test_model_and_window_settings_are_checked(capsys, tmp_path, saved_model):
@@ -256,6 +257,9 @@ def test_model_and_window_settings_are_checked(capsys, tmp_path, saved_model):
     code, _, stderr = _mbqa(capsys, "answer", "--model", str(tmp_path / "missing.tflite"),
                             "--context", "x", "--question", "y")
     assert code == 2 and "missing.tflite" in stderr
+    code, _, stderr = _mbqa(capsys, "answer", "--model", saved_model, "--context", "x",
+                            "--question", "y", "--threads", "0")
+    assert code == 2 and stderr.strip() == "mbqa answer: error: --threads=0 must be >= 1"
 
 
 def test_evaluate_detects_the_version_and_names_bad_input(capsys, tmp_path):
