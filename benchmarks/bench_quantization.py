@@ -58,8 +58,9 @@ def representative_windows(train_json: str, maker: WindowMaker, n: int,
 
 def score(path: str, examples, maker: WindowMaker, version_2: bool) -> dict:
     """EM and F1 (official metrics) of the model at `path` on `examples`."""
-    answers = answering.answer_questions(inference.load_predictor(path), examples, maker,
-                                         version_2_with_negative=version_2)
+    answers = answering.answer_questions(
+        inference.load_predictor(path), examples, maker,
+        answering.AnswerSettings(version_2_with_negative=version_2))
     official = metrics.evaluate_examples(examples, answers.predictions, version_2=version_2)
     em = official["exact_match"] if "exact_match" in official else official["exact"]
     return {"exact_match": float(em), "f1": float(official["f1"])}

@@ -128,7 +128,7 @@ class QuestionAnswer:
                                     windows.WindowConfig.from_spec(self.model_spec))
         answers = answering.answer_questions(
             inference.SavedModelPredictor(self._serving()), [example], maker,
-            batch_size=self.model_spec.predict_batch_size,
+            answering.AnswerSettings(batch_size=self.model_spec.predict_batch_size),
         )
         return answers.predictions[example.id]
 
@@ -195,12 +195,12 @@ class QuestionAnswer:
         if verbose_logging:
             logging.info("Evaluating %s on %s", predictor, data.squad_file)
         answers = answering.answer_questions(
-            predictor, data.examples, data.window_maker,
-            batch_size=self.model_spec.predict_batch_size,
-            version_2_with_negative=data.version_2_with_negative,
-            null_score_diff_threshold=null_score_diff_threshold,
-            max_answer_length=max_answer_length,
-        )
+            predictor, data.examples, data.window_maker, answering.AnswerSettings(
+                batch_size=self.model_spec.predict_batch_size,
+                version_2_with_negative=data.version_2_with_negative,
+                null_score_diff_threshold=null_score_diff_threshold,
+                max_answer_length=max_answer_length,
+            ))
         if output_dir:
             postprocess.write_answers(answers, os.path.join(output_dir, "predictions.json"),
                                       data.version_2_with_negative)

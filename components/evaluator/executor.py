@@ -341,10 +341,10 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         shipped = tflite_name(quantizations[0])
         paths = {}
         for quantization in quantizations:
-            paths[tflite_name(quantization)] = os.path.join(
-                evaluation.uri, tflite_relative_path(quantization))
-            tflite.export_tflite(saved_model_dir, paths[tflite_name(quantization)], spec,
-                                 vocab_path, quantization, representative, serving)
+            path = os.path.join(evaluation.uri, tflite_relative_path(quantization))
+            tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
+                                 representative, serving)
+            paths[tflite_name(quantization)] = path
         if baseline:
             paths[BASELINE_NAME] = self._export_baseline(
                 artifact_utils.get_single_instance(baseline), quantizations[0], scorer,

@@ -40,19 +40,14 @@ def answer_questions(
     predictor,
     examples: Sequence[SquadExample],
     maker,
-    *,
-    batch_size: int = 8,
-    version_2_with_negative: bool = False,
-    null_score_diff_threshold: float = 0.0,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
+    settings: AnswerSettings | None = None,
 ) -> postprocess.Answers:
-    """Answers `examples` with `predictor` (`inference.Predictor`) over `maker`'s windows.
+    """Answers `examples` with `predictor` (`inference.Predictor`) over `maker`'s windows
+    (`settings`: `AnswerSettings()` if None).
 
     Shows the questions answered (`progress.progress`) and logs the windows per second.
     """
-    settings = AnswerSettings(batch_size, version_2_with_negative, null_score_diff_threshold,
-                              n_best_size, max_answer_length)
+    settings = settings or AnswerSettings()
     answers = postprocess.Answers()
     started = time.monotonic()
     num_windows = 0
@@ -66,7 +61,7 @@ def answer_questions(
         pending_windows.clear()
         return flushed
 
-    logging.info("Answering %d questions (batch size %d)", len(examples), batch_size)
+    logging.info("Answering %d questions (batch size %d)", len(examples), settings.batch_size)
     maker.tokenize_ahead(examples)
     with progress.progress(total=len(examples), desc="Answering", unit="questions") as bar:
         for example in examples:

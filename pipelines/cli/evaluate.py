@@ -227,12 +227,11 @@ def _load_predictor(args: argparse.Namespace):
 def _answer(args: argparse.Namespace, predictor, maker, examples):
     from components.qa import answering
 
-    return answering.answer_questions(
-        predictor, examples, maker, batch_size=args.batch_size,
-        version_2_with_negative=args.version_2,
+    return answering.answer_questions(predictor, examples, maker, answering.AnswerSettings(
+        batch_size=args.batch_size, version_2_with_negative=args.version_2,
         null_score_diff_threshold=args.null_score_diff_threshold,
         n_best_size=args.n_best_size, max_answer_length=args.max_answer_length,
-    )
+    ))
 
 
 def predict_command(args: argparse.Namespace) -> int:

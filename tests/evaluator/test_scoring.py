@@ -3,7 +3,6 @@ worker processes, exactly the answers `answering.answer_questions` gives in one 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import apache_beam as beam
@@ -53,7 +52,7 @@ def models(tmp_path_factory, data_dir):
 def _in_one_process(path, questions, vocab, settings):
     with inference.load_predictor(path) as predictor:
         return answering.answer_questions(predictor, questions, WindowMaker(vocab, CONFIG),
-                                          **dataclasses.asdict(settings))
+                                          settings)
 
 
 def test_two_worker_processes_answer_as_one_process(models, tmp_path):

@@ -75,7 +75,8 @@ def test_long_passages_are_read_whole(saved_model, vocab):
     assert len(windows) > 3
     assert "houston" not in windows[0].tokens  # a single 32-token window would miss it
     predictor = inference.load_predictor(saved_model)
-    answers = answering.answer_questions(predictor, _examples(), maker, batch_size=3)
+    answers = answering.answer_questions(predictor, _examples(), maker,
+                                         answering.AnswerSettings(batch_size=3))
     assert answers.predictions["long"] == "Houston"
     assert answers.predictions["short"] == "Houston"
     # The question's "Houston" scores too, but spans in the question are never answers.
@@ -88,10 +89,8 @@ def test_long_passages_are_read_whole(saved_model, vocab):
 def test_version_2_null_odds_and_threshold(saved_model, vocab):
     maker = WindowMaker(vocab, CONFIG)
     predictor = inference.load_predictor(saved_model)
-    answers = answering.answer_questions(
-        predictor, _examples(), maker, version_2_with_negative=True,
-        null_score_diff_threshold=-1.0,
-    )
+    answers = answering.answer_questions(predictor, _examples(), maker, answering.AnswerSettings(
+        version_2_with_negative=True, null_score_diff_threshold=-1.0))
     # Null score 0 ([CLS] scores 0); best span: "houston" 10.1, else a passage token 0.1.
     assert answers.null_odds == pytest.approx({"long": -10.1, "short": -10.1, "none": -0.1})
     assert answers.predictions == {"long": "Houston", "short": "Houston", "none": ""}
@@ -101,10 +100,11 @@ def test_version_2_null_odds_and_threshold(saved_model, vocab):
 
 def test_tflite_and_saved_model_give_the_same_answers(saved_model, tflite_model, vocab):
     maker = WindowMaker(vocab, CONFIG)
+    version_2 = answering.AnswerSettings(version_2_with_negative=True)
     from_saved = answering.answer_questions(inference.load_predictor(saved_model), _examples(),
-                                            maker, version_2_with_negative=True)
+                                            maker, version_2)
     from_tflite = answering.answer_questions(inference.load_predictor(tflite_model),
-                                             _examples(), maker, version_2_with_negative=True)
+                                             _examples(), maker, version_2)
     assert from_tflite.predictions == from_saved.predictions
     assert from_tflite.null_odds == pytest.approx(from_saved.null_odds)
 
@@ -143,7 +143,8 @@ def test_gold_spans_score_100_on_real_squad_v2(data_dir, vocab):
     maker = WindowMaker(vocab, WindowConfig(384, 64, 128))
     model = GoldSpanModel(maker, examples)
     assert model.not_found == 0
-    answers = answering.answer_questions(model, examples, maker, version_2_with_negative=True)
+    answers = answering.answer_questions(
+        model, examples, maker, answering.AnswerSettings(version_2_with_negative=True))
     result = metrics.evaluate_examples(examples, answers.predictions, answers.null_odds)
     assert (result["exact"], result["f1"], result["total"]) == (100.0, 100.0, 1407)
     assert all(odds > 0 for qid, odds in answers.null_odds.items()

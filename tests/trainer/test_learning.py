@@ -85,7 +85,8 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
     )
     train_s = time.time() - train_start
     predictor = inference.load_predictor(serving)
-    answers = answering.answer_questions(predictor, eval_examples, maker, batch_size=64)
+    answers = answering.answer_questions(predictor, eval_examples, maker,
+                                         answering.AnswerSettings(batch_size=64))
     scores = metrics.evaluate_examples(eval_examples, answers.predictions)
     lite = tflite.export_tflite(serving, os.path.join(root, "model.tflite"), spec,
                                 encoders.module_vocab_path(hub))
