@@ -48,8 +48,11 @@ def metadata_store(config: PipelineConfig):
 
 def custom_properties(artifact) -> dict[str, Any]:
     """An MLMD artifact's custom properties as plain values."""
-    return {key: getattr(value, value.WhichOneof("value"))
-            for key, value in artifact.custom_properties.items() if value.WhichOneof("value")}
+    values = {key: getattr(value, value.WhichOneof("value"))
+              for key, value in artifact.custom_properties.items() if value.WhichOneof("value")}
+    # Vertex AI keeps every number as a double: counts read back as ints.
+    return {key: int(value) if isinstance(value, float) and value.is_integer() else value
+            for key, value in values.items()}
 
 
 def run_summary(config: PipelineConfig) -> RunSummary:

@@ -115,6 +115,8 @@ class ComponentLines(logging.Handler):
         where = ", ".join(self.running) or "the pipeline"
         message = str(error).strip().splitlines()
         self.say(f"{where} FAILED: {type(error).__name__}: {message[0] if message else ''}")
+        for line in getattr(error, "tail", []):  # a task's last lines of output
+            self.say(f"    {line}")
 
     def say(self, text: str) -> None:
         stamp = datetime.datetime.now().strftime("%H:%M:%S")
@@ -136,7 +138,7 @@ def node_outcome(config: PipelineConfig, node: str) -> tuple[str, list[str]]:
     artifacts = store.get_artifacts_by_id(output_ids)
     from pipelines.pipeline import RESOLVER_ID
 
-    if node == RESOLVER_ID:
+    if node.startswith(RESOLVER_ID):  # Vertex AI compiles it into two query tasks
         return state, [f"baseline {a.uri}" for a in artifacts] or ["no blessed model yet"]
     types = {t.id: t.name for t in store.get_artifact_types()}
     figures = []
@@ -162,8 +164,10 @@ def artifact_figures(type_name: str, artifact) -> list[str]:
                                          TRAINING_RECORD))
         if record:
             loss = record.get("final_loss")
+            warm = record.get("warm_start_from")
             return [f"{record['train_steps']} steps in {record['train_seconds']:.0f} s, "
-                    f"final loss {'n/a' if loss is None else f'{loss:.3f}'}"]
+                    f"final loss {'n/a' if loss is None else f'{loss:.3f}'}"
+                    + (f", warm start from {warm}" if warm else "")]
     if type_name == "ModelEvaluation":
         evaluation = _read_json(os.path.join(artifact.uri, "metrics.json"))
         if evaluation:
@@ -199,8 +203,14 @@ def _read_json(path: str) -> dict | None:
 
 
 def run_and_report(config: PipelineConfig, verbose: bool = False,
-                   prepare: Callable[[], None] | None = None) -> int:
-    """Runs the pipeline locally (after `prepare`), shows it, returns the exit status."""
+                   prepare: Callable[[], None] | None = None,
+                   run: Callable[[], None] | None = None) -> int:
+    """Runs the pipeline (after `prepare`), shows it, returns the exit status.
+
+    `run` runs it (default: TFX's local runner on `config`); it logs "Component X is
+    running." and "... is finished." as TFX's runners do, and records the executions in
+    `config`'s ML Metadata store, where the component lines and the report read them.
+    """
     log_path = log_file_path(config)
     print(f"Log file: {log_path}", flush=True)
     with output_to_log(log_path, verbose) as console:
@@ -214,7 +224,7 @@ def run_and_report(config: PipelineConfig, verbose: bool = False,
             with private_temp_dir():
                 if prepare is not None:
                     prepare()
-                run_local(config)
+                (run or (lambda: run_local(config)))()
                 report.print_report(config, console)
                 return report.exit_status(config)
         except ConfigError as error:

@@ -40,7 +40,7 @@ import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
-from tfx.dsl.components.base import base_beam_executor
+from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
@@ -277,8 +277,15 @@ def serving_dir(model: types.Artifact) -> str:
 
 
 class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
-               base_beam_executor.BaseBeamExecutor):
-    """Scores the candidate (SavedModel + TFLite) and the baseline's shipped file; blesses."""
+               tfx_evaluator_executor.Executor):
+    """Scores the candidate (SavedModel + TFLite) and the baseline's shipped file; blesses.
+
+    A subclass of TFX's Evaluator executor (whose `Do` it replaces) because runners treat
+    that class's blessings specially: on Vertex AI, TFX's container entrypoint
+    (`kubeflow_v2_run_executor`) rewrites the blessing's `current_model_id` and
+    `baseline_model_id` from the artifacts' hashed ids into their resource names, which the
+    compiled latest-blessed-model resolver looks the model up by.
+    """
 
     def Do(
         self,

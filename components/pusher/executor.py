@@ -253,6 +253,23 @@ def _discard_partial(version_dir: str) -> None:
         logging.error("Could not remove the partial files of %s: %s", version_dir, e)
 
 
+def check_blessing_is_for(blessing: types.Artifact, model: types.Artifact) -> None:
+    """Raises ValueError unless `blessing` names `model` by its URI.
+
+    The URI is the one model reference that is the same on every runner: the blessing's
+    `current_model_id` is an MLMD id locally and on Kubeflow, but an artifact resource name
+    on Vertex AI, where the model's `id` is a hash of its name.
+    """
+    blessed_uri = blessing.get_string_custom_property(
+        constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY)
+    if not blessed_uri:
+        raise ValueError(f"The blessing {blessing.uri!r} names no model (no "
+                         f"{constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY!r} property)")
+    if blessed_uri.rstrip("/") != model.uri.rstrip("/"):
+        raise ValueError(f"The blessing {blessing.uri!r} is for the model {blessed_uri!r}, "
+                         f"not for the model to push ({model.uri!r})")
+
+
 class Executor(base_executor.BaseExecutor):
     """Pushes a blessed model's TFLite files, vocab, SavedModel and evaluation."""
 
@@ -275,11 +292,7 @@ class Executor(base_executor.BaseExecutor):
             logging.info("The model %s is not blessed: not pushed", model.uri)
             pushed.set_int_custom_property(PUSHED_KEY, 0)
             return
-        blessed_id = blessing.get_int_custom_property(
-            constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY)
-        if blessed_id and model.id and blessed_id != model.id:
-            raise ValueError(f"The blessing {blessing.uri!r} is for model id {blessed_id}, "
-                             f"not for the model to push (id {model.id}, {model.uri!r})")
+        check_blessing_is_for(blessing, model)
         destination = exec_properties[PUSH_DESTINATION_KEY]
         summary = read_evaluation(evaluation)
         model_files, evaluation_files = files_to_push(model, evaluation,

@@ -16,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, driver, input_processor, utils
+from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
 
 from components import beam_executor
 from components.qa import squad, squad_json
@@ -47,6 +50,41 @@ def skip_invalid_setting(exec_properties: dict[str, Any]) -> bool:
     if value in (0, 1):  # also True and False
         return bool(value)
     raise ValueError(f"Exec property {SKIP_INVALID_KEY!r} = {value!r} must be true or false")
+
+
+def with_resolved_span(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """`exec_properties` whose `{SPAN}`/`{VERSION}`/date patterns are resolved, with `span`,
+    `version` and `input_fingerprint`, as TFX's ExampleGen drivers resolve them.
+
+    Runners run a driver before the executor that does this (locally and on Kubeflow, TFX's
+    ExampleGen driver; on Vertex AI, `file_based_example_gen.driver` as the task's
+    pre-cache check, whose output reaches the executor only if the service merges it into
+    the executor's input). A pattern still unresolved here is resolved with the same TFX
+    input processor, so the executor reads the span the driver would have chosen.
+    """
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                              input_config)
+    if not any(re.search(r"{(SPAN|VERSION|YYYY|MM|DD)(:[^}]*)?}", split.pattern)
+               for split in input_config.splits):
+        return exec_properties
+    range_config = None
+    if exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY):
+        range_config = range_config_pb2.RangeConfig()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.RANGE_CONFIG_KEY],
+                                  range_config)
+    processor = input_processor.FileBasedInputProcessor(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits,
+        range_config)
+    span, version = processor.resolve_span_and_version()
+    for split in input_config.splits:
+        split.pattern = processor.get_pattern_for_span_version(split.pattern, span, version)
+    logging.info("Resolved the input patterns here (no driver output reached the executor): "
+                 "span %s, version %s", span, version)
+    return {**exec_properties,
+            standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+            utils.SPAN_PROPERTY_NAME: span, utils.VERSION_PROPERTY_NAME: version,
+            utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(span, version)}
 
 
 class _ParseFile(beam.DoFn):
@@ -171,6 +209,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         exec_properties: dict[str, Any],
     ) -> None:
         """Writes the splits, then the report and the counts (custom properties)."""
+        exec_properties = with_resolved_span(exec_properties)
         partial_dir = os.path.join(self._get_tmp_dir(), "squad_reports")
         tf.io.gfile.makedirs(partial_dir)
         super().Do(input_dict, output_dict, {**exec_properties,
@@ -196,6 +235,15 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             json.dump(report, f, indent=1, ensure_ascii=False)
         for key in ("num_questions", "num_examples", "num_skipped"):
             examples.set_int_custom_property(key, report[key])
+        if exec_properties.get(utils.SPAN_PROPERTY_NAME) is not None:
+            # The span, version and fingerprint on the artifact, as the drivers set them
+            # (also where the runner ran no driver or did not pass its output on).
+            version = exec_properties.get(utils.VERSION_PROPERTY_NAME)
+            driver.update_output_artifact(
+                {**exec_properties,
+                 utils.SPAN_PROPERTY_NAME: int(exec_properties[utils.SPAN_PROPERTY_NAME]),
+                 utils.VERSION_PROPERTY_NAME: None if version is None else int(version)},
+                examples.mlmd_artifact)
         logging.info(
             "Read %d questions: wrote %d examples, skipped %d invalid ones (listed in %s)",
             report["num_questions"], report["num_examples"], report["num_skipped"], report_path,

@@ -296,9 +296,10 @@ def train_and_export(
         tf1_hub.check_conversion(encoders.resolve_module_dir(spec.uri),
                                  serving_model.get_layer(tf1_hub.NATIVE_MODEL_NAME),
                                  squad=spec.init_from_squad_model)
+    warm_started = False
     with strategy.scope():
         if base_model:
-            warm_start(model, base_model)
+            warm_started = warm_start(model, base_model)
         model_lib.compile_qa_model(model, spec, train_steps)
 
     backup = tf.keras.callbacks.BackupAndRestore(
@@ -356,6 +357,8 @@ def train_and_export(
         "batch_size": batch_size, "replicas": strategy.num_replicas_in_sync,
         "strategy": spec.distribution_strategy, "trim_padding": trim,
         "mixed_precision": policy,
+        "warm_start_from": base_model if warm_started else None,
+        "spec": json.loads(spec.to_json()),
     })
     logging.info("[%s] Model exported to %s; checkpoints in %s", task, serving_dir, checkpoint_dir)
     return serving_dir

@@ -94,6 +94,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--pipeline-root", default=None,
                             help="gs:// root overriding the compiled one (default: the "
                             "compiled one)")
+    local_run = actions.add_parser(
+        "local-run", help="run a compiled PipelineJob JSON on this machine, as Vertex AI would",
+        description="Runs every task of a PipelineJob JSON of `mbqa compile --target vertex` "
+        "here, in\ndependency order, through the commands and entrypoints compiled into it "
+        "(TFX's\ncontainer entrypoint, the ExampleGen driver, the resolver queries, the "
+        "Trainer's\nVertex AI CustomJob with its replicas as local processes), gs:// paths "
+        "mapped to\nlocal directories. Artifacts are kept across runs in an ML Metadata "
+        "registry.\nSee deploy/README.md, 'Before you submit: a local run'.",
+        epilog=_EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    local_run.add_argument("--pipeline-json", required=True,
+                           help="the file of `mbqa compile --target vertex`")
+    local_run.add_argument("--local-bucket", action="append", default=[], required=True,
+                           metavar="gs://BUCKET=DIR",
+                           help="a bucket's local stand-in directory (repeatable)")
+    local_run.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                           help="a runtime parameter value (repeatable), as for submit "
+                           "(default: the compiled values)")
+    local_run.add_argument("--registry", default=None,
+                           help="the ML Metadata SQLite file kept across runs (default: "
+                           "metadata.sqlite under the local pipeline root)")
+    local_run.set_defaults(handler=_local_run)
     submit.add_argument("--no-cache", action="store_true",
                         help="run every step again (default: reuse cached steps as compiled)")
     submit.set_defaults(handler=_submit)
@@ -217,6 +239,16 @@ def _schedule(args: argparse.Namespace) -> int:
     print(f"Scheduled {args.pipeline_json} on Vertex AI ({args.cron!r}): "
           f"{getattr(schedule, 'resource_name', schedule)}")
     return 0
+
+
+def _local_run(args: argparse.Namespace) -> int:
+    from deploy.local_vertex import LocalVertexJob, parse_bucket_map
+    from pipelines.run_console import run_and_report
+
+    job = LocalVertexJob(args.pipeline_json, parse_bucket_map(args.local_bucket),
+                         args.parameter)
+    config = job.report_config(args.registry)
+    return run_and_report(config, verbose=args.verbose, run=lambda: job.run(config))
 
 
 def _demo(args: argparse.Namespace) -> int:

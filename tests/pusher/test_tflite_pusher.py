@@ -154,9 +154,22 @@ def test_a_failure_while_copying_leaves_no_version_to_serve(evaluated, tmp_path,
 def test_a_blessing_of_another_model_is_refused(evaluated, tmp_path):
     _, blessing, evaluation = evaluated["houston"]
     other, _, _ = evaluated["texas"]
-    with pytest.raises(ValueError, match="is for model id 1"):
+    with pytest.raises(ValueError, match="is for the model .*houston"):
         run_pusher(tmp_path / "dest", other, blessing, evaluation, tmp_path / "pushed")
     assert not (tmp_path / "dest").exists()
+
+
+def test_the_blessing_matches_its_model_by_uri_when_ids_are_vertex_names(evaluated, tmp_path):
+    """On Vertex AI a model's id is a hash of its resource name and the blessing's
+    current_model_id is that name (TFX's entrypoint rewrites it): the URI decides."""
+    houston, houston_blessing, evaluation = evaluated["houston"]
+    model, blessing = standard_artifacts.Model(), standard_artifacts.ModelBlessing()
+    model.uri, model.id = houston.uri, 3954212381796839818
+    blessing.mlmd_artifact.CopyFrom(houston_blessing.mlmd_artifact)
+    blessing.set_string_custom_property(
+        "current_model_id", "projects/p/locations/l/metadataStores/default/artifacts/7")
+    pushed = run_pusher(tmp_path / "dest", model, blessing, evaluation, tmp_path / "pushed")
+    assert pushed.get_int_custom_property("pushed") == 1
 
 
 def test_missing_evaluation_files_are_named_before_writing(evaluated, tmp_path):
