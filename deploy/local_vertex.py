@@ -155,10 +155,8 @@ class LocalVertexJob:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S%f")
         job_id = f"{self.pipeline_name}-{stamp}"
         outputs: dict[str, dict[str, list[dict]]] = {}
-        for name in task_order(tasks):
-            task = tasks[name]
-            component = self.spec["components"][task["componentRef"]["name"]]
-            executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
+        for name in task_order(vertex_task_needs(tasks)):
+            task, component, executor = self.task(name)
             inputs = _input_artifacts(name, task, component, outputs)
             logging.info("Component %s is running.", name)
             try:
@@ -166,8 +164,7 @@ class LocalVertexJob:
                     outputs[name] = resolve(registry, executor["resolver"], component, inputs)
                 elif "container" in executor:
                     task_dir = os.path.join(self.root, "local", job_id, name)
-                    outputs[name] = self._run_container(name, task, component,
-                                                        executor["container"], inputs, task_dir)
+                    outputs[name] = self.run_container(name, inputs, task_dir)
                 else:
                     raise TaskFailed(name, f"its executor {sorted(executor)} cannot run "
                                      "locally (container and resolver tasks can)", [])
@@ -177,9 +174,20 @@ class LocalVertexJob:
             registry.record_task(name, job_id, "COMPLETE", inputs, outputs[name])
             logging.info("Component %s is finished.", name)
 
-    def _run_container(self, name: str, task: dict, component: dict, container: dict,
-                       inputs: dict[str, list[dict]], task_dir: str) -> dict[str, list[dict]]:
-        """Runs a container task (its driver first, if any); returns its output artifacts."""
+    def task(self, name: str) -> tuple[dict, dict, dict]:
+        """`(task, component, executor)` of the task `name` in the compiled JSON."""
+        task = self.spec["root"]["dag"]["tasks"][name]
+        component = self.spec["components"][task["componentRef"]["name"]]
+        return task, component, self.spec["deploymentSpec"]["executors"][
+            component["executorLabel"]]
+
+    def executor_input(self, name: str, inputs: dict[str, list[dict]],
+                       task_dir: str) -> dict[str, Any]:
+        """The `ExecutorInput` of container task `name`, as Vertex AI builds it: typed
+        parameters, `inputs` (RuntimeArtifacts), pre-allocated outputs under `task_dir` and
+        the output file; gs:// paths made local. Raises TaskFailed naming what it cannot
+        build."""
+        task, component, _ = self.task(name)
         parameters = {}
         for key, value in task.get("inputs", {}).get("parameters", {}).items():
             if "componentInputParameter" in value:
@@ -193,23 +201,31 @@ class LocalVertexJob:
             key: [{"name": local_registry.new_artifact_name(), "type": d["artifactType"],
                    "uri": os.path.join(task_dir, key), "metadata": {}}]
             for key, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()}
-        output_file = os.path.join(task_dir, "executor_output.json")
         try:
-            executor_input = localize({
+            return localize({
                 "inputs": {"parameters": parameters,
                            "artifacts": {k: {"artifacts": v} for k, v in inputs.items()}},
                 "outputs": {"artifacts": {k: {"artifacts": v} for k, v in allocated.items()},
-                            "outputFile": output_file},
+                            "outputFile": os.path.join(task_dir, "executor_output.json")},
             }, self.buckets)
         except ValueError as error:
             raise TaskFailed(name, str(error), []) from error
+
+    def run_container(self, name: str, inputs: dict[str, list[dict]],
+                      task_dir: str) -> dict[str, list[dict]]:
+        """Runs container task `name` (its driver first, if any) on `inputs`; returns its
+        output artifacts (RuntimeArtifact dicts with the metadata the executor wrote)."""
+        container = self.task(name)[2]["container"]
+        executor_input = self.executor_input(name, inputs, task_dir)
+        output_file = executor_input["outputs"]["outputFile"]
         os.makedirs(task_dir, exist_ok=True)
         driver = container.get("lifecycle", {}).get("preCacheCheck")
         if driver:
-            _run_process(f"{name} (driver)", driver["command"], driver.get("args", []),
-                         executor_input)
+            run_process(f"{name} (driver)", driver["command"],
+                        fill_placeholders(name, driver.get("args", []), executor_input))
             _merge_driver_output(executor_input, _read_json(output_file))
-        _run_process(name, container["command"], container.get("args", []), executor_input)
+        run_process(name, container["command"],
+                    fill_placeholders(name, container.get("args", []), executor_input))
         reported = _read_json(output_file).get("artifacts", {})
         for key, artifacts in executor_input["outputs"]["artifacts"].items():
             for artifact, written in zip(artifacts["artifacts"],
@@ -219,12 +235,8 @@ class LocalVertexJob:
         return {k: v["artifacts"] for k, v in executor_input["outputs"]["artifacts"].items()}
 
 
-def task_order(tasks: dict[str, dict]) -> list[str]:
-    """Task names, each after the tasks it depends on (ties in name order)."""
-    needs = {name: set(task.get("dependentTasks", [])) | {
-        source["taskOutputArtifact"]["producerTask"]
-        for source in task.get("inputs", {}).get("artifacts", {}).values()
-        if "taskOutputArtifact" in source} for name, task in tasks.items()}
+def task_order(needs: dict[str, set[str]]) -> list[str]:
+    """Task names, each after the tasks it needs (ties in name order)."""
     order: list[str] = []
     while len(order) < len(needs):
         ready = sorted(n for n, deps in needs.items() if n not in order and deps <= set(order))
@@ -232,6 +244,14 @@ def task_order(tasks: dict[str, dict]) -> list[str]:
             raise ValueError(f"Tasks depend on each other in a cycle: {sorted(needs)}")
         order.append(ready[0])
     return order
+
+
+def vertex_task_needs(tasks: dict[str, dict]) -> dict[str, set[str]]:
+    """What each task of a PipelineJob waits for: its dependent tasks and input producers."""
+    return {name: set(task.get("dependentTasks", [])) | {
+        source["taskOutputArtifact"]["producerTask"]
+        for source in task.get("inputs", {}).get("artifacts", {}).values()
+        if "taskOutputArtifact" in source} for name, task in tasks.items()}
 
 
 def resolve(registry: local_registry.Registry, resolver: dict, component: dict,
@@ -302,21 +322,30 @@ def _merge_driver_output(executor_input: dict, driver_output: dict) -> None:
             artifact["metadata"] = {**artifact["metadata"], **written.get("metadata", {})}
 
 
-def _run_process(name: str, command: list[str], args: list[str], executor_input: dict) -> None:
-    """Runs `python -m MODULE` with `args` (placeholders filled); raises TaskFailed."""
-    def fill(arg: str) -> str:
+def fill_placeholders(name: str, args: list[str], executor_input: dict) -> list[str]:
+    """Task `name`'s args with `{{$}}` as the ExecutorInput's JSON; TaskFailed names any
+    other placeholder."""
+    filled = []
+    for arg in args:
         unknown = [p for p in _PLACEHOLDER.findall(arg) if p != "$"]
         if unknown:
             raise TaskFailed(name, f"unknown placeholder {{{{{unknown[0]}}}}} in its args", [])
-        return arg.replace("{{$}}", json.dumps(executor_input))
+        filled.append(arg.replace("{{$}}", json.dumps(executor_input)))
+    return filled
 
+
+def run_process(name: str, command: list[str], args: list[str],
+                env: dict[str, str] | None = None) -> None:
+    """Runs a step's `python -m MODULE` `args` here, through `deploy.local_training` (which
+    runs Vertex AI training jobs locally), its output to ours; raises TaskFailed with its
+    last lines of output."""
     if command[:2] != ["python", "-m"] or len(command) != 3:
         raise TaskFailed(name, f"its command {command} is not `python -m MODULE`", [])
-    argv = [sys.executable, "-m", "deploy.local_training", command[2],
-            *(fill(arg) for arg in args)]
+    argv = [sys.executable, "-m", "deploy.local_training", command[2], *args]
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     for line in process.stdout:
         sys.stdout.write(line)
         tail.append(line.rstrip("\n"))

@@ -95,23 +95,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="gs:// root overriding the compiled one (default: the "
                             "compiled one)")
     local_run = actions.add_parser(
-        "local-run", help="run a compiled PipelineJob JSON on this machine, as Vertex AI would",
-        description="Runs every task of a PipelineJob JSON of `mbqa compile --target vertex` "
-        "here, in\ndependency order, through the commands and entrypoints compiled into it "
-        "(TFX's\ncontainer entrypoint, the ExampleGen driver, the resolver queries, the "
-        "Trainer's\nVertex AI CustomJob with its replicas as local processes), gs:// paths "
-        "mapped to\nlocal directories. Artifacts are kept across runs in an ML Metadata "
-        "registry.\nSee deploy/README.md, 'Before you submit: a local run'.",
+        "local-run", help="run a compiled pipeline on this machine, as Vertex AI or Kubeflow "
+        "would",
+        description="Runs every task of a PipelineJob JSON (`mbqa compile --target vertex`) "
+        "or a Kubeflow\npackage (`--target kubeflow`) here, in dependency order, through the "
+        "commands and\nentrypoints compiled into it (Vertex AI: TFX's container entrypoint, "
+        "the ExampleGen\ndriver, the resolver queries, the Trainer's CustomJob with its "
+        "replicas as local\nprocesses; Kubeflow: TFX's Kubeflow entrypoint against ML "
+        "Metadata over gRPC), gs://\npaths mapped to local directories. Artifacts are kept "
+        "across runs in an ML Metadata\nstore. See deploy/README.md, 'Before you submit: "
+        "run it locally'.",
         epilog=_EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    local_run.add_argument("--pipeline-json", required=True,
-                           help="the file of `mbqa compile --target vertex`")
+    compiled = local_run.add_mutually_exclusive_group(required=True)
+    compiled.add_argument("--pipeline-json", help="the file of `mbqa compile --target vertex`")
+    compiled.add_argument("--kubeflow-package",
+                          help="the file of `mbqa compile --target kubeflow`")
     local_run.add_argument("--local-bucket", action="append", default=[], required=True,
                            metavar="gs://BUCKET=DIR",
                            help="a bucket's local stand-in directory (repeatable)")
     local_run.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
-                           help="a runtime parameter value (repeatable), as for submit "
-                           "(default: the compiled values)")
+                           help="a runtime parameter value (repeatable), as for submit; "
+                           "Kubeflow: only pipeline-root (default: the compiled values)")
     local_run.add_argument("--registry", default=None,
                            help="the ML Metadata SQLite file kept across runs (default: "
                            "metadata.sqlite under the local pipeline root)")
@@ -245,8 +250,13 @@ def _local_run(args: argparse.Namespace) -> int:
     from deploy.local_vertex import LocalVertexJob, parse_bucket_map
     from pipelines.run_console import run_and_report
 
-    job = LocalVertexJob(args.pipeline_json, parse_bucket_map(args.local_bucket),
-                         args.parameter)
+    buckets = parse_bucket_map(args.local_bucket)
+    if args.kubeflow_package:
+        from deploy.local_kubeflow import LocalKubeflowJob
+
+        job = LocalKubeflowJob(args.kubeflow_package, buckets, args.parameter)
+    else:
+        job = LocalVertexJob(args.pipeline_json, buckets, args.parameter)
     config = job.report_config(args.registry)
     return run_and_report(config, verbose=args.verbose, run=lambda: job.run(config))
 

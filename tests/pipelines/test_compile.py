@@ -92,38 +92,28 @@ def test_every_step_reads_the_one_spec_parameter(vertex_job):
         "components.trainer.executor.Executor")
 
 
-def _trainer_exec_properties(job_path, parameter_values: dict) -> dict:
-    """What Vertex AI Pipelines gives the Trainer step for these submitted parameters."""
-    job = json.loads(job_path.read_text())
-    defaults = {k: next(iter(v.values()))
-                for k, v in job["runtimeConfig"]["parameters"].items()}
-    properties = {}
-    for name, value in _tasks(job_path)["Trainer"]["inputs"]["parameters"].items():
-        if "componentInputParameter" in value:
-            root = value["componentInputParameter"]
-            properties[name] = parameter_values.get(root, defaults[root])
-        else:
-            properties[name] = next(iter(value["runtimeValue"]["constantValue"].values()))
-    return properties
-
-
-def _run_trainer_step(job_path, submitted: dict, tmp_path, monkeypatch) -> list:
-    """Runs QaTrainer's executor as the step would, with the cloud job start replaced."""
+def _run_trainer_step(job_path, submitted: list[str], tmp_path, monkeypatch) -> list:
+    """Runs the compiled Trainer task through TFX's Vertex AI container entrypoint with the
+    ExecutorInput of a local run (`deploy.local_vertex`: parameters submitted as
+    `name=value`), the cloud job start replaced; returns the jobs it started."""
     from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
-    from tfx.types import standard_artifacts
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
-    from components.trainer import executor
+    from deploy.local_vertex import LocalVertexJob, fill_placeholders
 
     started = []
     monkeypatch.setattr(vertex_executor.runner, "start_cloud_training",
                         lambda *args: started.append(args))
-    examples, model, model_run = (standard_artifacts.Examples(), standard_artifacts.Model(),
-                                  standard_artifacts.ModelRun())
-    examples.uri, model.uri, model_run.uri = (str(tmp_path / n) for n in ("e", "m", "r"))
-    examples.split_names = json.dumps(["train", "eval"])
-    properties = _trainer_exec_properties(job_path, submitted)
-    executor.Executor().Do({"examples": [examples]},
-                           {"model": [model], "model_run": [model_run]}, properties)
+    job = LocalVertexJob(str(job_path), {"gs://bucket": str(tmp_path / "bucket")}, submitted)
+    _, component, executor = job.task("Trainer")
+    examples = {"name": "projects/p/locations/l/metadataStores/default/artifacts/1",
+                "type": component["inputDefinitions"]["artifacts"]["examples"]["artifactType"],
+                "uri": str(tmp_path / "examples"),
+                "metadata": {"split_names": '["train", "eval"]'}}
+    executor_input = job.executor_input("Trainer", {"examples": [examples]},
+                                        str(tmp_path / "trainer"))
+    args = fill_placeholders("Trainer", executor["container"]["args"], executor_input)
+    kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags(args))
     return started
 
 
@@ -131,23 +121,24 @@ def test_a_spec_given_at_submit_is_the_spec_that_trains_on_its_pools(
     vertex_job, tmp_path, monkeypatch
 ):
     from components.qa.spec import MobileBertQaSpec
-    from deploy import vertex
 
     submitted = MobileBertQaSpec(uri="gs://bucket/encoder", num_gpus=1, learning_rate=1e-4,
                                  distribution_strategy="parameter_server")
-    values = vertex.parse_parameters(str(vertex_job), [f"spec={submitted.to_json()}"])
-    (start,) = _run_trainer_step(vertex_job, values, tmp_path, monkeypatch)
+    (start,) = _run_trainer_step(vertex_job, [f"spec={submitted.to_json()}"], tmp_path,
+                                 monkeypatch)
     _, _, exec_properties, executor_class_path, job_args, *_ = start
     assert executor_class_path == "tfx.components.trainer.executor.GenericExecutor"
     custom_config = json.loads(exec_properties["custom_config"])
-    assert custom_config["spec"] == submitted.to_json()  # what every replica's run_fn reads
+    # What every replica's run_fn reads (gs://bucket is the local run's tmp_path/bucket).
+    assert custom_config["spec"] == submitted.replace(
+        uri=str(tmp_path / "bucket" / "encoder")).to_json()
     assert custom_config["warm_start"] is True
     pools = job_args["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2, 1]  # chief, workers, parameter server
     assert pools[0]["machine_spec"]["accelerator_count"] == 1
     assert pools[0]["container_spec"] == {"image_uri": IMAGE}
     # Without a new spec: the compiled one (multi_worker_mirrored, 2 GPUs).
-    (start,) = _run_trainer_step(vertex_job, {}, tmp_path, monkeypatch)
+    (start,) = _run_trainer_step(vertex_job, [], tmp_path, monkeypatch)
     pools = start[4]["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]
     assert pools[0]["machine_spec"]["accelerator_count"] == 2
@@ -166,7 +157,7 @@ def test_a_submitted_spec_the_compiled_settings_cannot_train_fails_before_the_jo
     submitted = MobileBertQaSpec(uri="gs://bucket/encoder",
                                  distribution_strategy="parameter_server")
     with pytest.raises(ConfigError, match="vertex_worker_count=1"):
-        _run_trainer_step(path, {"spec": submitted.to_json()}, tmp_path, monkeypatch)
+        _run_trainer_step(path, [f"spec={submitted.to_json()}"], tmp_path, monkeypatch)
 
 
 def test_every_vertex_executor_imports(vertex_job):

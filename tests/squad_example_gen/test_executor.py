@@ -161,3 +161,23 @@ def test_skip_invalid_setting_accepts_what_runners_pass(value, expected):
 def test_skip_invalid_setting_rejects_anything_else():
     with pytest.raises(ValueError, match="'skip_invalid' = 'yes' must be true or false"):
         executor.skip_invalid_setting({"skip_invalid": "yes"})
+
+
+def test_a_span_pattern_no_driver_resolved_reads_the_latest_span_and_records_it(
+    data_dir, tmp_path
+):
+    """On Vertex AI the driver's output may not reach the executor: the executor then
+    resolves `{SPAN}` with TFX's input processor and sets the span, as the driver would."""
+    fixture = data_dir / "squad" / "dev-v2.0-first5articles.official.json"
+    for span in (1, 2, 10):
+        for split in ("train", "eval"):
+            target = tmp_path / "input" / f"span-{span}" / split
+            target.mkdir(parents=True)
+            shutil.copy(fixture, target / f"part-{span}.json")
+    examples = run_executor(tmp_path, tmp_path / "input", input_config=_splits(
+        train="span-{SPAN}/train/*.json", eval="span-{SPAN}/eval/*.json"))
+    assert examples.get_int_custom_property("span") == 10
+    assert sorted(f for p in read_report(examples)["inputs"] for f in p["files"]) == [
+        str(tmp_path / "input" / "span-10" / s / "part-10.json") for s in ("eval", "train")]
+    assert examples.get_string_custom_property("input_fingerprint").startswith(
+        "split:train,num_files:1,")
