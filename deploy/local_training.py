@@ -19,6 +19,8 @@ Each replica's output goes to this process's output, every line prefixed with it
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import os
 import runpy
@@ -29,6 +31,8 @@ import threading
 import time
 from typing import Any
 
+# TFX's module that starts and polls Vertex AI training jobs.
+RUNNER_MODULE = "tfx.extensions.google_cloud_ai_platform.runner"
 # Vertex AI's TF_CONFIG task types of worker pools 0-3.
 POOL_TASK_TYPES = ("chief", "worker", "ps", "evaluator")
 # Seconds between TFX's polls of the job (30 for the cloud).
@@ -130,12 +134,29 @@ class LocalJobServiceClient:
         return CustomJob(name=name, state=state)
 
 
-def install() -> None:
-    """Makes TFX's Vertex AI training client use `LocalJobServiceClient`."""
-    from tfx.extensions.google_cloud_ai_platform import runner, training_clients
+class _PatchRunnerOnImport(importlib.abc.MetaPathFinder):
+    """Patches TFX's cloud training runner when (and only if) a step imports it."""
 
-    training_clients.gapic.JobServiceClient = LocalJobServiceClient
-    runner._POLLING_INTERVAL_IN_SECONDS = POLL_INTERVAL_S  # noqa: SLF001 (TFX's poll pace)
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201 (importlib API)
+        if fullname != RUNNER_MODULE:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module) -> None:  # noqa: ANN001
+            exec_module(module)
+            module.training_clients.gapic.JobServiceClient = LocalJobServiceClient
+            module._POLLING_INTERVAL_IN_SECONDS = POLL_INTERVAL_S  # noqa: SLF001 (TFX's pace)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def install() -> None:
+    """Makes TFX's Vertex AI training client use `LocalJobServiceClient` once a step imports
+    TFX's cloud training runner (importing it here would cost every step seconds)."""
+    sys.meta_path.insert(0, _PatchRunnerOnImport())
 
 
 def main(argv: list[str]) -> None:
