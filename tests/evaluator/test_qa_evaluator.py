@@ -296,3 +296,48 @@ def test_the_component_refuses_bad_settings():
     built = component.QaEvaluator(examples, model, SPEC, quantizations=["dynamic", "float16"])
     assert json.loads(built.exec_properties["quantizations"]) == ["dynamic", "float16"]
     assert spec_lib.spec_from_json(built.exec_properties["spec"]) == SPEC
+
+
+def test_through_the_vertex_entrypoint_the_blessing_names_models_by_resource_name(
+    models, tmp_path
+):
+    """TFX's Vertex AI container entrypoint rewrites the blessing's model ids into artifact
+    names (what the compiled resolver looks the model up by) for Evaluator executors: the
+    QaEvaluator's blessing must get that treatment, the ids otherwise being 63-bit hashes
+    that JSON numbers round."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+    _, houston, texas = models
+    examples = examples_artifact(tmp_path, EVAL_QUESTIONS)
+    names = {key: f"projects/p/locations/l/metadataStores/default/artifacts/{key}"
+             for key in ("examples", "model", "baseline_model", "evaluation", "blessing")}
+
+    def artifact(key: str, title: str, uri: str, **metadata) -> dict:
+        return {"artifacts": [{"name": names[key], "type": {"schemaTitle": f"tfx.{title}"},
+                               "uri": uri, "metadata": metadata}]}
+
+    output_file = tmp_path / "task" / "executor_output.json"
+    parameters = {executor.SPEC_KEY: {"stringValue": SPEC.to_json()},
+                  executor.QUANTIZATIONS_KEY: {"stringValue": '["dynamic"]'},
+                  executor.REQUIRE_TASK_LIBRARY_KEY: {"intValue": "0"}}
+    executor_input = {
+        "inputs": {"parameters": parameters, "artifacts": {
+            "examples": artifact("examples", "Examples", examples.uri,
+                                 split_names='["train", "eval"]'),
+            "model": artifact("model", "Model", houston.uri),
+            "baseline_model": artifact("baseline_model", "Model", texas.uri)}},
+        "outputs": {"artifacts": {
+            "evaluation": artifact("evaluation", "ModelEvaluation", str(tmp_path / "ev")),
+            "blessing": artifact("blessing", "ModelBlessing", str(tmp_path / "blessing"))},
+            "outputFile": str(output_file)}}
+    kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags([
+        "--executor_class_path", "components.evaluator.executor.Executor",
+        "--json_serialized_invocation_args", json.dumps(executor_input)]))
+    output = json_format.Parse(output_file.read_text(), pipeline_spec_pb2.ExecutorOutput())
+    [blessing] = json_format.MessageToDict(output)["artifacts"]["blessing"]["artifacts"]
+    assert blessing["metadata"]["blessed"] == 1
+    assert blessing["metadata"]["current_model_id"] == names["model"]
+    assert blessing["metadata"]["baseline_model_id"] == names["baseline_model"]
+    assert blessing["metadata"]["current_model"] == houston.uri

@@ -170,6 +170,10 @@ def test_the_blessing_matches_its_model_by_uri_when_ids_are_vertex_names(evaluat
         "current_model_id", "projects/p/locations/l/metadataStores/default/artifacts/7")
     pushed = run_pusher(tmp_path / "dest", model, blessing, evaluation, tmp_path / "pushed")
     assert pushed.get_int_custom_property("pushed") == 1
+    other = standard_artifacts.Model()  # another model: refused there too
+    other.uri, other.id = evaluated["texas"][0].uri, 3954212381796839936
+    with pytest.raises(ValueError, match="is for the model .*houston"):
+        run_pusher(tmp_path / "dest2", other, blessing, evaluation, tmp_path / "pushed2")
 
 
 def test_missing_evaluation_files_are_named_before_writing(evaluated, tmp_path):
