@@ -23,6 +23,7 @@ recording executions in ML Metadata.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from deploy.local_vertex import TaskFailed, localize, run_process, task_order
+from deploy.local_vertex import TaskFailed, localize, report_config, run_process, task_order
 from pipelines.config import PipelineConfig
 
 ROOT_PARAMETER = "pipeline-root"
@@ -70,8 +71,6 @@ class LocalKubeflowJob:
 
     def ir_parameter(self, node_id: str, key: str) -> Any:
         """A node's compiled parameter (from its step's `--tfx_ir`), gs:// paths made local."""
-        import json
-
         for template in self.templates.values():
             args = template.get("container", {}).get("args", [])
             if "--node_id" in args and args[args.index("--node_id") + 1] == node_id:
@@ -85,21 +84,13 @@ class LocalKubeflowJob:
 
     def report_config(self, registry_path: str | None = None) -> PipelineConfig:
         """The settings of this run as `mbqa run`'s report reads them."""
-        import json
-
         from pipelines.pipeline import TRAINER_ID
 
-        spec = json.loads(self.ir_parameter(TRAINER_ID, "spec"))
-        patterns = {split["name"]: split["pattern"] for split in json.loads(
-            self.ir_parameter("SquadExampleGen", "input_config"))["splits"]}
-        return PipelineConfig(
-            pipeline_name=self.pipeline_name, pipeline_root=self.root,
-            metadata_path=registry_path or os.path.join(self.root, "metadata.sqlite"),
-            data_root=self.ir_parameter("SquadExampleGen", "input_base"),
-            push_destination=self.ir_parameter("TFLitePusher", "push_destination"),
-            train_pattern=patterns.get("train", PipelineConfig.train_pattern),
-            eval_pattern=patterns.get("eval", PipelineConfig.eval_pattern),
-            spec_class=spec["class"], spec=spec["params"])
+        return report_config(self.pipeline_name, self.root, registry_path,
+                             self.ir_parameter("SquadExampleGen", "input_base"),
+                             self.ir_parameter("TFLitePusher", "push_destination"),
+                             self.ir_parameter("SquadExampleGen", "input_config"),
+                             self.ir_parameter(TRAINER_ID, "spec"))
 
     def run(self, config: PipelineConfig) -> None:
         """Serves ML Metadata on `config`'s store and runs every step; raises TaskFailed."""

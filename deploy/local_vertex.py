@@ -22,19 +22,23 @@ this package's Python environment standing in for the image:
   keeps artifacts): the latest match, or no artifact;
 - a task that fails stops the run (`TaskFailed`, with its last lines of output).
 
-Assumptions about Vertex AI, from TFX's sources rather than a documented interface:
+Assumptions about Vertex AI, from TFX's sources rather than a documented interface (TFX
+1.15.1, under https://github.com/tensorflow/tfx/blob/v1.15.1/tfx/orchestration/kubeflow/v2/):
 - the driver's `ExecutorOutput` updates the task's parameters and output artifact before
   the executor runs ("The CAIP Pipelines service will update the task's properties and
-  artifacts prior to running the executor", tfx/orchestration/kubeflow/v2/
-  file_based_example_gen/driver.py); its parameter values are merged into the executor's
-  `parameters` (numbers that are whole as `intValue`). `SquadExampleGen` resolves a
-  pattern that still holds `{SPAN}` itself, so it reads the same span either way;
-- a resolver's query sees every artifact of the pipeline's earlier runs, and `{{$.inputs.
-  artifacts['input'].metadata['KEY']}}` is the producer's metadata value as text (TFX's
-  compiler: tfx/orchestration/kubeflow/v2/compiler_utils.py and step_builder.py); an
-  empty input gives an empty output;
+  artifacts prior to running the executor": `file_based_example_gen/driver.py`); its
+  parameter values are merged into the executor's `parameters` (whole numbers as
+  `intValue`). `SquadExampleGen` resolves a pattern that still holds `{SPAN}` itself, so
+  it reads the same span if the service does not merge them;
+- the executor reads its properties from `parameters` (the compiled schema 2.0.0 types
+  them with `type`, and the entrypoint gets no inputs spec:
+  `container/kubeflow_v2_entrypoint_utils.py: parse_execution_properties`);
+- a resolver query sees every artifact of the pipeline's earlier runs and returns the
+  latest match; `{{$.inputs.artifacts['input'].metadata['KEY']}}` is the input
+  artifact's metadata value as text (`compiler_utils.py`, `step_builder.py`); an empty
+  input gives an empty output;
 - an executor's reported `metadata` replaces the pre-allocated artifact's
-  (tfx/orchestration/kubeflow/v2/container/kubeflow_v2_run_executor.py writes it);
+  (`container/kubeflow_v2_run_executor.py` writes it);
 - `cachingOptions` are not applied: every task runs (as `mbqa deploy submit --no-cache`).
 """
 
@@ -135,17 +139,10 @@ class LocalVertexJob:
         submitted spec, and the registry (default: metadata.sqlite under the local root)."""
         from pipelines.pipeline import PARAM_DATA_ROOT, PARAM_PUSH_DESTINATION, PARAM_SPEC
 
-        spec = json.loads(self.parameter(PARAM_SPEC))
-        patterns = {split["name"]: split["pattern"]
-                    for split in json.loads(self.constant("input_config"))["splits"]}
-        return PipelineConfig(
-            pipeline_name=self.pipeline_name, pipeline_root=self.root,
-            metadata_path=registry_path or os.path.join(self.root, "metadata.sqlite"),
-            data_root=self.parameter(PARAM_DATA_ROOT),
-            push_destination=self.parameter(PARAM_PUSH_DESTINATION),
-            train_pattern=patterns.get("train", PipelineConfig.train_pattern),
-            eval_pattern=patterns.get("eval", PipelineConfig.eval_pattern),
-            spec_class=spec["class"], spec=spec["params"])
+        return report_config(self.pipeline_name, self.root, registry_path,
+                             self.parameter(PARAM_DATA_ROOT),
+                             self.parameter(PARAM_PUSH_DESTINATION),
+                             self.constant("input_config"), self.parameter(PARAM_SPEC))
 
     def run(self, config: PipelineConfig) -> None:
         """Runs every task in dependency order, recording them in `config`'s registry;
@@ -233,6 +230,23 @@ class LocalVertexJob:
                                          strict=False):
                 artifact["metadata"] = written.get("metadata", {})
         return {k: v["artifacts"] for k, v in executor_input["outputs"]["artifacts"].items()}
+
+
+def report_config(pipeline_name: str, root: str, registry_path: str | None, data_root: str,
+                  push_destination: str, input_config: str, spec: str) -> PipelineConfig:
+    """A local run's settings as `mbqa run`'s report reads them, from its compiled values
+    (the ExampleGen's `input_config` and the spec as JSON); the registry defaults to
+    metadata.sqlite under the local pipeline root."""
+    spec_value = json.loads(spec)
+    patterns = {split["name"]: split["pattern"]
+                for split in json.loads(input_config)["splits"]}
+    return PipelineConfig(
+        pipeline_name=pipeline_name, pipeline_root=root,
+        metadata_path=registry_path or os.path.join(root, "metadata.sqlite"),
+        data_root=data_root, push_destination=push_destination,
+        train_pattern=patterns.get("train", PipelineConfig.train_pattern),
+        eval_pattern=patterns.get("eval", PipelineConfig.eval_pattern),
+        spec_class=spec_value["class"], spec=spec_value["params"])
 
 
 def task_order(needs: dict[str, set[str]]) -> list[str]:

@@ -66,9 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compile_.set_defaults(handler=_compile)
 
     deploy = subparsers.add_parser(
-        "deploy", help="submit or schedule runs on Vertex AI",
+        "deploy", help="submit or schedule runs on Vertex AI, or run a compiled pipeline here",
         description="Submits or schedules runs of a PipelineJob JSON of `mbqa compile --target "
-        "vertex` on Vertex AI Pipelines (needs google-cloud-aiplatform and credentials).",
+        "vertex` on Vertex AI Pipelines (needs google-cloud-aiplatform and credentials), or "
+        "runs a compiled pipeline (Vertex AI or Kubeflow) on this machine first (local-run).",
     )
     actions = deploy.add_subparsers(dest="deploy_action", required=True)
     submit = actions.add_parser(
