@@ -28,12 +28,11 @@ from typing import Any
 
 from components.evaluator.gate import GateConfig
 from components.qa import spec as spec_lib
+from components.trainer.vertex_training import MULTI_MACHINE_STRATEGIES, VertexTrainingSettings
 
 TARGETS = ("local", "kubeflow", "vertex")
 LOCAL_ORCHESTRATORS = ("local", "beam")
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
-# Strategies that need a cluster of machines (`TF_CONFIG`): Vertex AI training sets one up.
-MULTI_MACHINE_STRATEGIES = ("multi_worker_mirrored", "parameter_server")
 # Keras mixed precision policies of the Trainer (components.trainer.run_fn's too).
 MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
 ENV_PREFIX = "MBQA_"
@@ -147,14 +146,14 @@ class PipelineConfig:
     with_data_validation: bool = True
     image: str = PLACEHOLDER_IMAGE
     gcp_project: str = ""
-    gcp_region: str = "us-central1"
-    vertex_machine_type: str = "n1-standard-8"
-    vertex_accelerator_type: str = "NVIDIA_TESLA_T4"
-    vertex_worker_count: int = 2
-    vertex_parameter_server_count: int = 1
-    vertex_tpu_type: str = "TPU_V3"
-    vertex_tpu_cores: int = 8
-    vertex_service_account: str = ""
+    gcp_region: str = VertexTrainingSettings.gcp_region
+    vertex_machine_type: str = VertexTrainingSettings.vertex_machine_type
+    vertex_accelerator_type: str = VertexTrainingSettings.vertex_accelerator_type
+    vertex_worker_count: int = VertexTrainingSettings.vertex_worker_count
+    vertex_parameter_server_count: int = VertexTrainingSettings.vertex_parameter_server_count
+    vertex_tpu_type: str = VertexTrainingSettings.vertex_tpu_type
+    vertex_tpu_cores: int = VertexTrainingSettings.vertex_tpu_cores
+    vertex_service_account: str = VertexTrainingSettings.vertex_service_account
     kubeflow_accelerator_type: str = "nvidia-tesla-t4"
     kubeflow_tpu_type: str = "tpu-v5-lite-podslice"
     kubeflow_tpu_topology: str = "2x4"

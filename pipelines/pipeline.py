@@ -8,6 +8,7 @@ the data root, training steps, spec, thresholds and push destination are Runtime
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -20,7 +21,8 @@ from components.squad_example_gen.component import SquadExampleGen
 from components.squad_transform.component import SquadTransform
 from components.trainer.component import QaTrainer
 from components.trainer.run_fn import MIXED_PRECISION_KEY, TRIM_PADDING_KEY, WARM_START_KEY
-from pipelines.config import PipelineConfig
+from components.trainer.vertex_training import VertexTrainingSettings, training_custom_config
+from pipelines.config import ConfigError, PipelineConfig
 
 RESOLVER_ID = "latest_blessed_model_resolver"
 TRAINER_ID = "Trainer"
@@ -120,17 +122,20 @@ def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
             MIXED_PRECISION_KEY: config.mixed_precision}
 
 
-def vertex_training(config: PipelineConfig, target: str) -> dict[str, Any] | None:
+def vertex_training(config: PipelineConfig, target: str) -> VertexTrainingSettings | None:
     """The Vertex AI training settings on Vertex AI with a project; None: train in the step.
 
     Checks now that the configured spec can train there (e.g. enough workers).
     """
     if target != "vertex" or not config.gcp_project:
         return None
-    from deploy.vertex import training_custom_config, vertex_settings
-
-    training_custom_config(config, config.build_spec())  # fails now, naming the setting
-    return vertex_settings(config)
+    settings = VertexTrainingSettings(**{field.name: getattr(config, field.name)
+                                         for field in dataclasses.fields(VertexTrainingSettings)})
+    try:
+        training_custom_config(settings, config.build_spec())
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return settings
 
 
 def parameter_values(config: PipelineConfig) -> dict[str, Any]:

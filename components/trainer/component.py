@@ -19,6 +19,7 @@ from tfx.types import channel, component_spec, standard_artifacts, standard_comp
 
 from components.qa import spec as spec_lib
 from components.trainer import executor
+from components.trainer.vertex_training import VertexTrainingSettings
 
 RUN_FN = "components.trainer.run_fn.run_fn"
 
@@ -47,7 +48,7 @@ class QaTrainer(base_component.BaseComponent):
         eval_args: trainer_pb2.EvalArgs,
         base_model: types.BaseChannel | None = None,
         custom_config: dict[str, Any] | None = None,
-        vertex_training: dict[str, Any] | None = None,
+        vertex_training: VertexTrainingSettings | None = None,
     ):
         """Builds the component.
 
@@ -57,8 +58,8 @@ class QaTrainer(base_component.BaseComponent):
           train_args, eval_args: as TFX's Trainer (`num_steps`).
           base_model: the model to warm-start from (if compatible).
           custom_config: `run_fn`'s other settings (batch size, checkpoints, warm start).
-          vertex_training: the Vertex AI training settings (`deploy.vertex.VERTEX_SETTINGS`);
-            None trains in the step itself.
+          vertex_training: the Vertex AI training settings (`components.trainer.
+            vertex_training.VertexTrainingSettings`); None trains in the step itself.
         """
         if isinstance(spec, spec_lib.BertQaSpec):
             spec = spec.to_json()
@@ -72,7 +73,7 @@ class QaTrainer(base_component.BaseComponent):
             run_fn=RUN_FN,
             custom_config=json.dumps(custom_config or {}, sort_keys=True),
             spec=spec,
-            vertex_training=json.dumps(vertex_training or {}, sort_keys=True),
+            vertex_training=vertex_training.to_json() if vertex_training else "{}",
             model=channel.Channel(type=standard_artifacts.Model),
             model_run=channel.Channel(type=standard_artifacts.ModelRun),
         ))

@@ -8,7 +8,6 @@ spec this step received, so they follow its `distribution_strategy` and `num_gpu
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from absl import logging
@@ -19,17 +18,20 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
 from components.qa import spec as spec_lib
+from components.trainer import vertex_training
 
 SPEC_KEY = "spec"
 VERTEX_TRAINING_KEY = "vertex_training"
 
 
-def run_fn_custom_config(exec_properties: dict[str, Any]) -> tuple[dict[str, Any], dict]:
-    """`(custom_config with the spec, Vertex AI settings)` from the execution properties.
+def run_fn_custom_config(
+    exec_properties: dict[str, Any],
+) -> tuple[dict[str, Any], vertex_training.VertexTrainingSettings | None]:
+    """`(custom_config with the spec, Vertex AI settings or None)` from the execution
+    properties.
 
     With Vertex AI settings, custom_config also gets the CustomJob's training arguments.
-    Raises ValueError (or `pipelines.config.ConfigError`) naming a setting that cannot
-    train this spec, before any job starts.
+    Raises ValueError naming a setting that cannot train this spec, before any job starts.
     """
     spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
     config = json_utils.loads(
@@ -39,11 +41,10 @@ def run_fn_custom_config(exec_properties: dict[str, Any]) -> tuple[dict[str, Any
         raise ValueError("custom_config must not hold a 'spec': the spec is the "
                          f"{SPEC_KEY!r} execution property")
     config[SPEC_KEY] = spec.to_json()
-    vertex = json.loads(exec_properties.get(VERTEX_TRAINING_KEY) or "{}")
+    vertex = vertex_training.VertexTrainingSettings.from_json(
+        exec_properties.get(VERTEX_TRAINING_KEY) or "")
     if vertex:
-        from deploy.vertex import training_custom_config_from_settings
-
-        config.update(training_custom_config_from_settings(vertex, spec))
+        config.update(vertex_training.training_custom_config(vertex, spec))
     return config, vertex
 
 
@@ -63,7 +64,7 @@ class Executor(tfx_trainer_executor.GenericExecutor):
         if not vertex:
             super().Do(input_dict, output_dict, properties)
             return
-        logging.info("Training on Vertex AI: %s", config[vertex_trainer_executor.TRAINING_ARGS_KEY])
+        logging.info("Training on Vertex AI: %s", config[vertex_training.TRAINING_ARGS_KEY])
         vertex_trainer_executor.GenericExecutor(self._context).Do(
             input_dict, output_dict, properties
         )

@@ -1,78 +1,13 @@
-"""Vertex AI: worker pools per strategy, and submit/schedule with the cloud client replaced."""
+"""Vertex AI Pipelines: submit/schedule with the cloud client replaced."""
 
 import argparse
 import json
 
 import pytest
 from google.cloud import aiplatform
-from tfx.v1.extensions import google_cloud_ai_platform as tfx_vertex
 
 from deploy import vertex
 from pipelines.cli import run
-from pipelines.config import ConfigError, PipelineConfig
-
-IMAGE = "gcr.io/p/mbqa:1"
-
-
-def _pools(strategy, num_gpus=-1, **settings):
-    config = PipelineConfig(image=IMAGE, gcp_project="p", **settings)
-    spec = config.with_overrides([f"spec.distribution_strategy={strategy}",
-                                  f"spec.num_gpus={num_gpus}"]).build_spec()
-    return vertex.worker_pool_specs(config, spec)
-
-
-@pytest.mark.parametrize("strategy", ["off", "one_device", "mirrored"])
-def test_single_replica_strategies_get_one_gpu_machine(strategy):
-    (pool,) = _pools(strategy, num_gpus=2)
-    assert pool == {
-        "machine_spec": {"machine_type": "n1-standard-8",
-                         "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 2},
-        "replica_count": 1, "container_spec": {"image_uri": IMAGE},
-    }
-
-
-def test_cpu_only_and_all_gpus():
-    assert "accelerator_type" not in _pools("off", num_gpus=0)[0]["machine_spec"]
-    assert _pools("mirrored", num_gpus=-1)[0]["machine_spec"]["accelerator_count"] == 1
-
-
-def test_multi_worker_mirrored_gets_chief_and_workers():
-    chief, workers = _pools("multi_worker_mirrored", num_gpus=1, vertex_worker_count=4)
-    assert (chief["replica_count"], workers["replica_count"]) == (1, 3)
-    assert workers["machine_spec"] == chief["machine_spec"]
-    assert workers["machine_spec"]["accelerator_count"] == 1
-    assert len(_pools("multi_worker_mirrored", vertex_worker_count=1)) == 1
-
-
-def test_parameter_server_gets_cpu_parameter_servers():
-    chief, workers, servers = _pools("parameter_server", num_gpus=1, vertex_worker_count=3,
-                                     vertex_parameter_server_count=2)
-    assert (chief["replica_count"], workers["replica_count"], servers["replica_count"]) == (1, 2, 2)
-    assert servers["machine_spec"] == {"machine_type": "n1-standard-8"}
-    with pytest.raises(ConfigError, match="vertex_worker_count=1"):
-        _pools("parameter_server", vertex_worker_count=1)
-
-
-def test_tpu_gets_one_tpu_vm():
-    (pool,) = _pools("tpu", vertex_tpu_type="TPU_V2", vertex_tpu_cores=8)
-    assert pool["machine_spec"] == {"machine_type": "cloud-tpu", "accelerator_type": "TPU_V2",
-                                    "accelerator_count": 8}
-    assert pool["replica_count"] == 1
-
-
-def test_training_custom_config_uses_tfx_vertex_keys():
-    config = PipelineConfig(image=IMAGE, gcp_project="proj", gcp_region="europe-west4",
-                            vertex_service_account="sa@proj.iam.gserviceaccount.com")
-    custom = vertex.training_custom_config(config, config.build_spec())
-    assert custom[tfx_vertex.ENABLE_VERTEX_KEY] is True
-    assert custom[tfx_vertex.VERTEX_REGION_KEY] == "europe-west4"
-    args = custom[tfx_vertex.TRAINING_ARGS_KEY]
-    assert args["project"] == "proj"
-    assert args["job_spec"]["service_account"] == "sa@proj.iam.gserviceaccount.com"
-    assert len(args["job_spec"]["worker_pool_specs"]) == 1
-
-
-# ---- submit / schedule ---------------------------------------------------------------------
 
 
 @pytest.fixture

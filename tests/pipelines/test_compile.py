@@ -148,7 +148,6 @@ def test_a_submitted_spec_the_compiled_settings_cannot_train_fails_before_the_jo
     tmp_path, monkeypatch
 ):
     from components.qa.spec import MobileBertQaSpec
-    from pipelines.config import ConfigError
 
     path = tmp_path / "pipeline.json"
     settings = SETTINGS + ["gcp_project=proj", "vertex_worker_count=1"]
@@ -156,7 +155,7 @@ def test_a_submitted_spec_the_compiled_settings_cannot_train_fails_before_the_jo
                  + [f"--set={s}" for s in settings]) == 0
     submitted = MobileBertQaSpec(uri="gs://bucket/encoder",
                                  distribution_strategy="parameter_server")
-    with pytest.raises(ConfigError, match="vertex_worker_count=1"):
+    with pytest.raises(ValueError, match="vertex_worker_count=1"):
         _run_trainer_step(path, [f"spec={submitted.to_json()}"], tmp_path, monkeypatch)
 
 
