@@ -114,7 +114,10 @@ class LocalKubeflowJob:
         node = args[args.index("--node_id") + 1] if "--node_id" in args else task["name"]
         task_dir = os.path.join(self.root, "local", workflow, task["name"])
         os.makedirs(task_dir, exist_ok=True)
-        values = {f"inputs.parameters.{p['name']}": self._fill(task["name"], p["value"], {})
+        workflow_values = {f"inputs.parameters.{name}": value
+                           for name, value in self.arguments.items()}
+        values = {f"inputs.parameters.{p['name']}":
+                  _fill(task["name"], p["value"], workflow_values)
                   for p in task.get("arguments", {}).get("parameters", [])}
         outputs = {a["path"]: os.path.join(task_dir, os.path.basename(a["path"]))
                    for a in template.get("outputs", {}).get("artifacts", [])}
@@ -122,7 +125,7 @@ class LocalKubeflowJob:
         for arg in args:
             arg = outputs.get(arg, arg)
             try:
-                filled.append(localize(self._fill(task["name"], arg, values), self.buckets))
+                filled.append(localize(_fill(task["name"], arg, values), self.buckets))
             except ValueError as error:
                 raise TaskFailed(node, str(error), []) from error
         env = {"METADATA_GRPC_SERVICE_HOST": "localhost", "METADATA_GRPC_SERVICE_PORT": str(port)}
@@ -143,17 +146,14 @@ class LocalKubeflowJob:
         run_process(node, container["command"], filled, env)
         logging.info("Component %s is finished.", node)
 
-    def _fill(self, task: str, text: str, values: dict[str, str]) -> str:
-        """`text` with `{{inputs.parameters.X}}` filled from `values` (the DAG's own
-        `{{inputs.parameters.X}}` from the workflow's arguments)."""
-        def value(match: re.Match) -> str:
-            key = match.group(1).strip()
-            if key in values:
-                return values[key]
-            if not values and key.startswith("inputs.parameters."):
-                name = key.removeprefix("inputs.parameters.")
-                if name in self.arguments:
-                    return self.arguments[name]
-            raise TaskFailed(task, f"unknown placeholder {match.group(0)} in its args", [])
 
-        return _PLACEHOLDER.sub(value, text)
+def _fill(task: str, text: str, values: dict[str, str]) -> str:
+    """`text` with its `{{inputs.parameters.X}}` placeholders from `values`; TaskFailed
+    names any other."""
+    def value(match: re.Match) -> str:
+        key = match.group(1).strip()
+        if key not in values:
+            raise TaskFailed(task, f"unknown placeholder {match.group(0)} in its args", [])
+        return values[key]
+
+    return _PLACEHOLDER.sub(value, text)

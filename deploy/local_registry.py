@@ -59,6 +59,7 @@ class Registry:
         self.path = path
         self.pipeline_name = pipeline_name
         self.store = metadata_store.MetadataStore(config)
+        self._type_ids: dict[tuple[type, str], int] = {}
 
     def record_task(self, task: str, job_id: str, state: str,
                     inputs: dict[str, list[dict]], outputs: dict[str, list[dict]]) -> None:
@@ -112,10 +113,13 @@ class Registry:
         return [runtime for *_, runtime in sorted(found, key=lambda f: f[:2], reverse=True)]
 
     def _type_id(self, type_class, name: str) -> int:
-        put = {metadata_store_pb2.ArtifactType: self.store.put_artifact_type,
-               metadata_store_pb2.ContextType: self.store.put_context_type,
-               metadata_store_pb2.ExecutionType: self.store.put_execution_type}[type_class]
-        return put(type_class(name=name))
+        """The id of the artifact, context or execution type `name` (registered if new)."""
+        if (type_class, name) not in self._type_ids:
+            put = {metadata_store_pb2.ArtifactType: self.store.put_artifact_type,
+                   metadata_store_pb2.ContextType: self.store.put_context_type,
+                   metadata_store_pb2.ExecutionType: self.store.put_execution_type}[type_class]
+            self._type_ids[type_class, name] = put(type_class(name=name))
+        return self._type_ids[type_class, name]
 
     def _artifact(self, runtime: dict[str, Any]) -> metadata_store_pb2.Artifact:
         """The stored artifact of a RuntimeArtifact dict (registered LIVE if new)."""

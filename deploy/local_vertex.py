@@ -70,7 +70,6 @@ class TaskFailed(RuntimeError):
 
     def __init__(self, task: str, why: str, tail: list[str]):
         super().__init__(f"task {task} failed: {why}")
-        self.task = task
         self.tail = tail
 
 

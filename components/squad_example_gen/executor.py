@@ -65,7 +65,10 @@ def with_resolved_span(exec_properties: dict[str, Any]) -> dict[str, Any]:
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
                               input_config)
-    if not any(re.search(r"{(SPAN|VERSION|YYYY|MM|DD)(:[^}]*)?}", split.pattern)
+    if not any(re.search(utils.SPAN_FULL_REGEX, split.pattern)
+               or re.search(utils.VERSION_FULL_REGEX, split.pattern)
+               or any(date in split.pattern
+                      for date in (utils.YEAR_SPEC, utils.MONTH_SPEC, utils.DAY_SPEC))
                for split in input_config.splits):
         return exec_properties
     range_config = None

@@ -42,7 +42,7 @@ def run_fn_custom_config(
                          f"{SPEC_KEY!r} execution property")
     config[SPEC_KEY] = spec.to_json()
     vertex = vertex_training.VertexTrainingSettings.from_json(
-        exec_properties.get(VERTEX_TRAINING_KEY) or "")
+        exec_properties.get(VERTEX_TRAINING_KEY))
     if vertex:
         config.update(vertex_training.training_custom_config(vertex, spec))
     return config, vertex

@@ -44,8 +44,8 @@ class VertexTrainingSettings:
     vertex_service_account: str = ""
 
     @classmethod
-    def from_json(cls, text: str) -> VertexTrainingSettings | None:
-        """The settings of `to_json` text; None for '' or '{}' (train in the step)."""
+    def from_json(cls, text: str | None) -> VertexTrainingSettings | None:
+        """The settings of `to_json` text; None for None, '' or '{}' (train in the step)."""
         values = json.loads(text or "{}")
         if not values:
             return None
