@@ -74,8 +74,12 @@ class PipelineConfig:
       eval_steps: evaluation steps of the Trainer.
       warm_start: start training from the last blessed model when it has the same variables
         and shapes (otherwise, and when False, training starts from the encoder).
-      trim_padding: cut each training batch to its longest window (rounded up to 64
-        tokens) instead of feeding seq_len tokens; not on TPUs.
+      length_buckets: how many buckets of about equal counts the SquadTransform's
+        tf.Transform analysis splits the training windows' lengths into; each training batch
+        then holds windows of one bucket, padded to the bucket's length (TPUs too).
+        0 turns it off (then trim_padding applies).
+      trim_padding: without length buckets, cut each training batch to its longest window
+        (rounded up to 64 tokens) instead of feeding seq_len tokens; not on TPUs.
       mixed_precision: the Trainer's Keras mixed precision policy: '' (float32),
         'mixed_float16' (GPUs) or 'mixed_bfloat16' (TPUs, CPUs); the exported model is float32.
       min_exact_match: the blessing threshold on exact match (0-100).
@@ -126,6 +130,7 @@ class PipelineConfig:
     train_steps: int = 1000
     eval_steps: int = 100
     warm_start: bool = True
+    length_buckets: int = 8
     trim_padding: bool = True
     mixed_precision: str = ""
     min_exact_match: float = GateConfig.min_exact_match
@@ -252,6 +257,8 @@ class PipelineConfig:
         for name in ("train_steps", "eval_steps"):
             if getattr(self, name) <= 0:
                 errors.append(f"{name}={getattr(self, name)} must be > 0")
+        if self.length_buckets < 0:
+            errors.append(f"length_buckets={self.length_buckets} must be >= 0 (0 = off)")
         errors.extend(GateConfig(**{f.name: getattr(self, f.name)
                                     for f in dataclasses.fields(GateConfig)}).errors())
         unknown = [q for q in self.quantizations if q not in QUANTIZATIONS]

@@ -61,7 +61,8 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         )
         components += [statistics_gen, schema_gen, example_validator]
 
-    transform = SquadTransform(examples=example_gen.outputs["examples"], spec=params[PARAM_SPEC])
+    transform = SquadTransform(examples=example_gen.outputs["examples"], spec=params[PARAM_SPEC],
+                               length_buckets=config.length_buckets)
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -71,6 +72,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         examples=transform.outputs["transformed_examples"],
         spec=params[PARAM_SPEC],
         base_model=model_resolver.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"] if config.length_buckets else None,
         train_args=params[PARAM_TRAIN_ARGS],
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
         custom_config=trainer_custom_config(config),

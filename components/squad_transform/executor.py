@@ -4,10 +4,13 @@ Every split is windowed in training mode (answer positions set), since the Train
 loss needs them too. Questions whose answer cannot be found in the passage's words are
 skipped as BERT's run_squad.py does: counted, logged and listed in `skipped-<split>.jsonl`.
 
-Why a Beam job rather than tf.Transform: the windows must be exactly BERT's classic
+Why a Beam job rather than tf.Transform for the windows: they must be exactly BERT's classic
 preprocessing (whitespace words tokenized one by one, `_improve_answer_span`, max-context
 flags), which is plain Python over `components.qa.windows` (shared with the evaluator and
 `mbqa predict`); an in-graph tokenizer would be a second implementation to keep identical.
+What tf.Transform does here is the full-pass analysis it is made for: in the same Beam job,
+`length_buckets.AnalyzeWindowLengths` splits the training windows' lengths into quantile
+buckets and writes the analysed graph as the `transform_graph` output.
 
 The Beam work itself (the DoFn, tf.Example decoding and encoding) is in
 `components.squad_transform.windowing`, which does not import TensorFlow or TFX: that module
@@ -23,6 +26,7 @@ from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
 from absl import logging
 from apache_beam.metrics.metric import MetricsFilter
 from tfx import types
@@ -35,11 +39,17 @@ from components import beam_executor
 from components.qa import encoders
 from components.qa import spec as spec_lib
 from components.qa import windows as windows_lib
-from components.squad_transform import windowing
+from components.squad_transform import length_buckets, windowing
 
 EXAMPLES_KEY = "examples"
 TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
+TRANSFORM_GRAPH_KEY = "transform_graph"
 WINDOWING_KEY = "windowing"
+LENGTH_BUCKETS_KEY = "length_buckets"
+# The split whose windows' lengths make the buckets (TFX Transform's default `analyze`).
+ANALYZED_SPLIT = "train"
+# The transform_graph's custom property: the buckets' padded lengths, comma-separated.
+PADDED_LENGTHS_PROPERTY = "padded_lengths"
 # The spec parameters that change the windows: the encoder (its vocab) and the cutting.
 WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
@@ -78,10 +88,13 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        """Runs the Beam job, then records the counts (custom properties and a JSON file)."""
+        """Runs the Beam job, then records the counts and buckets (custom properties and a
+        JSON file)."""
         self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         output = artifact_utils.get_single_instance(output_dict[TRANSFORMED_EXAMPLES_KEY])
+        graph = artifact_utils.get_single_instance(output_dict[TRANSFORM_GRAPH_KEY])
+        num_buckets = int(exec_properties.get(LENGTH_BUCKETS_KEY) or 0)
         payload_format = examples_utils.get_payload_format(examples)
         if payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE:
             raise ValueError(
@@ -93,33 +106,28 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         splits = artifact_utils.decode_split_names(examples.split_names)
         if not splits:
             raise ValueError(f"The examples at {examples.uri} have no splits")
+        if num_buckets and ANALYZED_SPLIT not in splits:
+            raise ValueError(f"SquadTransform: length_buckets={num_buckets} analyses the "
+                             f"{ANALYZED_SPLIT!r} split; the examples at {examples.uri} have "
+                             f"only {splits} (or set length_buckets=0)")
         logging.info("SquadTransform: windowing splits %s with %s, vocab %s",
                      splits, config, vocab_path)
 
         output.split_names = artifact_utils.encode_split_names(splits)
         examples_utils.set_payload_format(output, example_gen_pb2.FORMAT_TF_EXAMPLE)
         pipeline = self._make_beam_pipeline()
-        for split in splits:
-            (pattern,) = examples_utils.get_split_file_patterns([examples], split)
-            results = (
-                pipeline
-                | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
-                | f"Window[{split}]" >> windowing.WindowQuestions(vocab_path, config, split)
-            )
-            _ = results.windows | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                os.path.join(artifact_utils.get_split_uri([output], split), OUTPUT_FILE_PREFIX),
-                file_name_suffix=".gz",
-            )
-            _ = results[windowing.SKIPPED_TAG] | f"WriteSkipped[{split}]" >> beam.io.WriteToText(
-                os.path.join(output.uri, SKIPPED_FILE_PREFIX + split),
-                file_name_suffix=".jsonl",
-                shard_name_template="",
-            )
+        with tft_beam.Context(temp_dir=os.path.join(self._get_tmp_dir(), "tft")):
+            for split in splits:
+                lengths = _window_split(pipeline, examples, output, split, vocab_path, config)
+                if num_buckets and split == ANALYZED_SPLIT:
+                    _ = lengths | "LengthBuckets" >> length_buckets.AnalyzeWindowLengths(
+                        num_buckets, config.seq_len, graph.uri)
         result = pipeline.run()
         result.wait_until_finish()
 
         stats = _read_counters(result, splits)
         stats["config"] = {**vars(config), "vocab": vocab_path}
+        stats["length_buckets"] = _bucket_stats(graph.uri, config.seq_len) if num_buckets else None
         stats_path = os.path.join(output.uri, STATS_FILE_NAME)
         with tf.io.gfile.GFile(stats_path, "w") as f:
             json.dump(stats, f, indent=1)
@@ -132,6 +140,40 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             os.path.join(output.uri, SKIPPED_FILE_PREFIX + "<split>.jsonl"),
             stats["num_no_windows"], stats_path,
         )
+        if num_buckets:
+            graph.set_string_custom_property(PADDED_LENGTHS_PROPERTY, ",".join(
+                map(str, stats["length_buckets"]["padded_lengths"])))
+            logging.info("SquadTransform: %d length buckets of the %s windows (tf.Transform "
+                         "graph in %s): padded lengths %s", num_buckets, ANALYZED_SPLIT,
+                         graph.uri, stats["length_buckets"]["padded_lengths"])
+
+
+def _window_split(pipeline: beam.Pipeline, examples: types.Artifact, output: types.Artifact,
+                  split: str, vocab_path: str,
+                  config: windows_lib.WindowConfig) -> beam.PCollection:
+    """Adds the windowing of `split` to the pipeline; returns its window lengths."""
+    (pattern,) = examples_utils.get_split_file_patterns([examples], split)
+    results = (
+        pipeline
+        | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
+        | f"Window[{split}]" >> windowing.WindowQuestions(vocab_path, config, split)
+    )
+    _ = results.windows | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+        os.path.join(artifact_utils.get_split_uri([output], split), OUTPUT_FILE_PREFIX),
+        file_name_suffix=".gz",
+    )
+    _ = results[windowing.SKIPPED_TAG] | f"WriteSkipped[{split}]" >> beam.io.WriteToText(
+        os.path.join(output.uri, SKIPPED_FILE_PREFIX + split),
+        file_name_suffix=".jsonl",
+        shard_name_template="",
+    )
+    return results[windowing.LENGTHS_TAG]
+
+
+def _bucket_stats(transform_graph_dir: str, seq_len: int) -> dict[str, Any]:
+    """The distinct padded lengths of the analysed buckets."""
+    table = length_buckets.read_padded_lengths(transform_graph_dir, seq_len)
+    return {"padded_lengths": sorted(set(table))}
 
 
 def _read_counters(result: beam.runners.runner.PipelineResult, splits: list[str]) -> dict:

@@ -32,6 +32,9 @@ METRICS_NAMESPACE = "SquadTransform"
 # Counters, per split: f"{split}/{name}".
 COUNTERS = ("questions", "windows", "skipped", "no_windows")
 SKIPPED_TAG = "skipped"
+# The windows' lengths (real tokens), as Arrow record batches of this column.
+LENGTHS_TAG = "lengths"
+WINDOW_LENGTH = "window_length"
 # Questions decoded, windowed and encoded together (`beam.BatchElements`).
 BATCH_SIZE = 64
 
@@ -83,11 +86,18 @@ def _values(batch: pa.RecordBatch, name: str, text: bool) -> list[tuple]:
     return [tuple(flat[bounds[i]:bounds[i + 1]]) for i in range(batch.num_rows)]
 
 
+def window_lengths_batch(lengths: Sequence[int]) -> pa.RecordBatch:
+    """Window lengths as an Arrow record batch of one `WINDOW_LENGTH` (int64 list) column."""
+    return pa.RecordBatch.from_arrays(
+        [pa.array([[n] for n in lengths], pa.large_list(pa.int64()))], [WINDOW_LENGTH])
+
+
 class MakeWindows(beam.DoFn):
     """A batch of serialized question tf.Examples -> serialized window tf.Examples
     (training mode). Input: lists of records (`beam.BatchElements`).
 
-    Skipped questions go to the `SKIPPED_TAG` output as JSON lines. Each instance (a Beam
+    Skipped questions go to the `SKIPPED_TAG` output as JSON lines, the windows' lengths
+    (`sum(input_mask)`) to `LENGTHS_TAG` as a record batch of `WINDOW_LENGTH`. Each instance (a Beam
     worker may run several, in other processes) shows its own progress: a bar on a
     terminal, else a log line every `progress.LOG_EVERY_S`; the split's totals are the Beam
     counters.
@@ -141,6 +151,9 @@ class MakeWindows(beam.DoFn):
                 self._counters["no_windows"].inc()
             windows.extend(question_windows)
         self._counters["windows"].inc(len(windows))
+        if windows:
+            yield beam.pvalue.TaggedOutput(
+                LENGTHS_TAG, window_lengths_batch([sum(w.input_mask) for w in windows]))
         yield from windows_lib.windows_to_tf_examples(windows, self._encoder)
 
 
@@ -148,7 +161,8 @@ class MakeWindows(beam.DoFn):
 def WindowQuestions(  # noqa: N802 (a PTransform)
     records: beam.PCollection, vocab_path: str, config: windows_lib.WindowConfig, split: str
 ) -> beam.pvalue.DoOutputsTuple:
-    """Serialized questions -> `.windows` (serialized windows) and `[SKIPPED_TAG]` (JSON).
+    """Serialized questions -> `.windows` (serialized windows), `[SKIPPED_TAG]` (JSON) and
+    `[LENGTHS_TAG]` (record batches of window lengths).
 
     The batches of questions are reshuffled: the input is usually one gzipped TFRecord file,
     which a runner cannot split, so without it one worker would window every question.
@@ -160,5 +174,5 @@ def WindowQuestions(  # noqa: N802 (a PTransform)
                                         record_metrics=False)
         | "Reshuffle" >> beam.Reshuffle()
         | "MakeWindows" >> beam.ParDo(MakeWindows(vocab_path, config, split)).with_outputs(
-            SKIPPED_TAG, main="windows")
+            SKIPPED_TAG, LENGTHS_TAG, main="windows")
     )

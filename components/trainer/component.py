@@ -47,6 +47,7 @@ class QaTrainer(base_component.BaseComponent):
         train_args: trainer_pb2.TrainArgs | data_types.RuntimeParameter,
         eval_args: trainer_pb2.EvalArgs,
         base_model: types.BaseChannel | None = None,
+        transform_graph: types.BaseChannel | None = None,
         custom_config: dict[str, Any] | None = None,
         vertex_training: VertexTrainingSettings | None = None,
     ):
@@ -57,6 +58,8 @@ class QaTrainer(base_component.BaseComponent):
           spec: the model spec, its JSON, or a RuntimeParameter holding the JSON.
           train_args, eval_args: as TFX's Trainer (`num_steps`).
           base_model: the model to warm-start from (if compatible).
+          transform_graph: SquadTransform's length buckets (TransformGraph); with it, each
+            training batch holds windows of one bucket (`run_fn.train_and_export`).
           custom_config: `run_fn`'s other settings (batch size, checkpoints, warm start).
           vertex_training: the Vertex AI training settings (`components.trainer.
             vertex_training.VertexTrainingSettings`); None trains in the step itself.
@@ -68,6 +71,7 @@ class QaTrainer(base_component.BaseComponent):
         super().__init__(spec=QaTrainerSpec(
             examples=examples,
             base_model=base_model,
+            transform_graph=transform_graph,
             train_args=train_args,
             eval_args=eval_args,
             run_fn=RUN_FN,

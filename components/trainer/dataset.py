@@ -10,6 +10,11 @@ With `trim_padding`, each batch is cut to its longest window rounded up to
 positions lie within its tokens): short passages then cost what they hold, not `seq_len`.
 The softmax of the loss then spans the batch's length instead of `seq_len`; the padding it
 leaves out carries no answer.
+
+With `padded_lengths` (the SquadTransform's length buckets, `components.squad_transform.
+length_buckets`: entry n is the padded length of a window of n tokens), each batch holds
+windows of one bucket, cut to the bucket's padded length (`batch_by_length_bucket`): the
+mean batch then costs about its windows' mean length, not its longest window's.
 """
 
 from __future__ import annotations
@@ -108,6 +113,28 @@ def trim_padding(
     return {name: value[:, :length] for name, value in features.items()}, labels
 
 
+def batch_by_length_bucket(dataset: tf.data.Dataset, padded_lengths: Sequence[int],
+                           batch_size: int) -> tf.data.Dataset:
+    """Windows `(features, labels)` -> batches of `batch_size` windows of one padded length,
+    cut to it. A bucket's windows wait until it has a batch's worth (so a stream that
+    repeats loses none)."""
+    table = tf.constant(padded_lengths, tf.int64)
+
+    def padded_length(features: dict[str, tf.Tensor], _) -> tf.Tensor:
+        return tf.gather(table, tf.reduce_sum(tf.cast(features["input_mask"], tf.int64),
+                                              axis=-1))
+
+    def cut(features: dict[str, tf.Tensor], labels: dict[str, tf.Tensor]):
+        length = tf.reduce_max(padded_length(features, labels))
+        return {name: value[:, :length] for name, value in features.items()}, labels
+
+    return dataset.group_by_window(
+        key_func=padded_length,
+        reduce_func=lambda _, windows: windows.batch(batch_size, drop_remainder=True),
+        window_size=batch_size,
+    ).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def make_window_dataset(
     file_patterns: str | Sequence[str],
     batch_size: int,
@@ -116,6 +143,7 @@ def make_window_dataset(
     input_context: tf.distribute.InputContext | None = None,
     seed: int | None = None,
     trim: bool = False,
+    padded_lengths: Sequence[int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` from window TFRecords, repeated forever.
 
@@ -123,8 +151,15 @@ def make_window_dataset(
     auto-sharding gives each worker different windows). `batch_size` is the global batch;
     with `input_context` (a `DatasetCreator` under ParameterServerStrategy) this pipeline
     is sharded by input pipeline and batched per replica. Batches have a static size
-    (remainders dropped); with `trim`, a length of their own (`trim_padding`).
+    (remainders dropped); with `trim`, a length of their own (`trim_padding`); with
+    `padded_lengths`, windows of one length bucket each (`batch_by_length_bucket`). Shuffling
+    and sharding come before the bucketing, so workers still read different windows.
     """
+    if trim and padded_lengths is not None:
+        raise ValueError("make_window_dataset: trim and padded_lengths exclude each other")
+    if padded_lengths is not None and len(padded_lengths) != seq_len + 1:
+        raise ValueError(f"make_window_dataset: padded_lengths has {len(padded_lengths)} "
+                         f"entries; a table for seq_len={seq_len} has {seq_len + 1}")
     files = list_window_files(file_patterns)
     if tf.executing_eagerly():  # Not when traced (a `DatasetCreator`): check beforehand.
         check_window_file(files[0], seq_len)
@@ -146,12 +181,20 @@ def make_window_dataset(
         dataset = dataset.shard(pipelines, pipeline_id)
     if training:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
     feature_spec = window_feature_spec(seq_len)
-    dataset = dataset.map(
-        lambda records: _to_features_and_labels(tf.io.parse_example(records, feature_spec)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    if padded_lengths is not None:
+        dataset = dataset.repeat().map(
+            lambda record: _to_features_and_labels(
+                tf.io.parse_single_example(record, feature_spec)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        dataset = batch_by_length_bucket(dataset, padded_lengths, batch_size)
+    else:
+        dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+        dataset = dataset.map(
+            lambda records: _to_features_and_labels(tf.io.parse_example(records, feature_spec)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     if trim:
         dataset = dataset.map(trim_padding, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()

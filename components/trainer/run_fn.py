@@ -9,6 +9,7 @@ Use with the standard Trainer (GenericExecutor)::
         eval_args=tfx.proto.EvalArgs(num_steps=M),
         custom_config={"spec": spec.to_json()},      # optional: "batch_size", ...
         base_model=latest_blessed_model,              # optional warm start
+        transform_graph=transform.outputs["transform_graph"],  # optional length buckets
     )
 
 TensorBoard logs go to the execution's `model_run_dir` (`logs/`). Checkpoints (`backup/`,
@@ -40,6 +41,7 @@ from absl import logging
 from components.qa import encoders, progress, tf1_hub
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
+from components.squad_transform import length_buckets
 from components.trainer import dataset as dataset_lib
 from components.trainer import strategies
 
@@ -188,6 +190,7 @@ def _datasets(
     batch_size: int,
     eval_steps: int,
     trim: bool,
+    padded_lengths: Sequence[int] | None,
 ):
     def make(files, training):
         seed = SHUFFLE_SEED if training else None
@@ -196,11 +199,12 @@ def _datasets(
             return tf.keras.utils.experimental.DatasetCreator(
                 lambda context: dataset_lib.make_window_dataset(
                     files, batch_size, spec.seq_len, training, input_context=context, seed=seed,
-                    trim=trim,
+                    trim=trim, padded_lengths=padded_lengths,
                 )
             )
         return dataset_lib.make_window_dataset(files, batch_size, spec.seq_len, training,
-                                               seed=seed, trim=trim)
+                                               seed=seed, trim=trim,
+                                               padded_lengths=padded_lengths)
 
     return make(train_files, True), (make(eval_files, False) if eval_steps else None)
 
@@ -241,13 +245,17 @@ def train_and_export(
     log_dir: str | None = None,
     trim_padding: bool = True,
     mixed_precision: str = "",
+    padded_lengths: Sequence[int] | None = None,
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
     Checkpoints go under `model_dir`, TensorBoard logs to `log_dir` (default
     `model_dir/logs`). Warm-starts from `base_model` when it has the same variables and
-    shapes (else a logged cold start). With `trim_padding` each batch is cut to its
-    longest window (`dataset.trim_padding`; not on TPUs, which need one shape).
+    shapes (else a logged cold start). With `padded_lengths` (the SquadTransform's length
+    buckets, a table indexed by window length) each batch holds windows of one bucket, cut
+    to its padded length (`dataset.batch_by_length_bucket`; also on TPUs: XLA compiles one
+    program per bucket shape). Else, with `trim_padding`, each batch is cut to its longest
+    window (`dataset.trim_padding`; not on TPUs, which would compile a program per length).
     `mixed_precision` ('' or one of `MIXED_PRECISION_POLICIES`) is the Keras policy the
     model is built and trained under: float32 variables, float16 or bfloat16 computations,
     float32 logits and loss; `compile` wraps the optimizer in a LossScaleOptimizer for
@@ -271,16 +279,19 @@ def train_and_export(
     checkpoint_every = checkpoint_every_steps or max(1, min(1000, train_steps // 10))
     coordinated = getattr(strategy, "_should_use_with_coordinator", False)
     epochs, steps_per_epoch = _epochs(train_steps, checkpoint_every, coordinated)
-    trim = trim_padding and not isinstance(strategy, tf.distribute.TPUStrategy)
+    trim = (trim_padding and padded_lengths is None
+            and not isinstance(strategy, tf.distribute.TPUStrategy))
     train_data, eval_data = _datasets(
-        strategy, spec, train_files, eval_files, batch_size, eval_steps, trim
+        strategy, spec, train_files, eval_files, batch_size, eval_steps, trim, padded_lengths
     )
+    buckets = sorted(set(padded_lengths)) if padded_lengths is not None else None
     logging.info(
         "[%s] Training %s: %d steps of %d windows (%d replicas), %d eval steps, "
         "checkpoint every %d steps under %s; %s; Keras policy %s",
         task, spec.name, train_steps, batch_size, strategy.num_replicas_in_sync, eval_steps,
         steps_per_epoch if coordinated else checkpoint_every, model_dir,
-        "batches trimmed to their longest window" if trim else f"windows of {spec.seq_len}",
+        f"batches of one length bucket (padded to {buckets})" if buckets
+        else "batches trimmed to their longest window" if trim else f"windows of {spec.seq_len}",
         policy,
     )
     with _global_policy(policy), strategy.scope():
@@ -355,7 +366,7 @@ def train_and_export(
         "final_loss": float(history.history["loss"][-1]) if history.history.get("loss")
         else None,
         "batch_size": batch_size, "replicas": strategy.num_replicas_in_sync,
-        "strategy": spec.distribution_strategy, "trim_padding": trim,
+        "strategy": spec.distribution_strategy, "trim_padding": trim, "length_buckets": buckets,
         "mixed_precision": policy,
         "warm_start_from": base_model if warm_started else None,
         "spec": json.loads(spec.to_json()),
@@ -397,6 +408,7 @@ def training_state_dir(fn_args: Any, spec: spec_lib.BertQaSpec, config: dict[str
         "train_steps": fn_args.train_steps,
         "eval_steps": fn_args.eval_steps,
         "base_model": fn_args.base_model,
+        "transform_graph": fn_args.transform_graph_path,
         "spec": spec.to_dict(),
         "custom_config": {k: v for k, v in config.items() if k != "spec"},
     }, sort_keys=True, default=str)
@@ -421,6 +433,10 @@ def run_fn(fn_args) -> None:
                      fn_args.base_model)
     model_dir = spec.model_dir or training_state_dir(fn_args, spec, config)
     logging.info("Training state (resumable checkpoints) of this execution: %s", model_dir)
+    padded_lengths = None
+    if fn_args.transform_graph_path:
+        padded_lengths = length_buckets.read_padded_lengths(fn_args.transform_graph_path,
+                                                            spec.seq_len)
     train_and_export(
         spec,
         train_files=fn_args.train_files,
@@ -438,4 +454,5 @@ def run_fn(fn_args) -> None:
         log_dir=os.path.join(fn_args.model_run_dir, "logs"),
         trim_padding=bool(config.get(TRIM_PADDING_KEY, True)),
         mixed_precision=config.get(MIXED_PRECISION_KEY, ""),
+        padded_lengths=padded_lengths,
     )

@@ -118,16 +118,21 @@ def test_a_worker_windows_without_tensorflow(data_dir, questions, tmp_path):
         outputs = list(dofn.process(records[:7])) + list(dofn.process(records[7:]))
         dofn.teardown()
         windows = [o for o in outputs if not isinstance(o, TaggedOutput)]
-        skipped = [o.value for o in outputs if isinstance(o, TaggedOutput)]
-        pickle.dump((windows, skipped, sorted(sys.modules)),
+        tagged = [o for o in outputs if isinstance(o, TaggedOutput)]
+        skipped = [o.value for o in tagged if o.tag == {windowing.SKIPPED_TAG!r}]
+        lengths = [n for o in tagged if o.tag == {windowing.LENGTHS_TAG!r}
+                   for n in o.value.column(0).flatten().to_pylist()]
+        pickle.dump((windows, skipped, lengths, sorted(sys.modules)),
                     open({str(tmp_path / "out.pickle")!r}, "wb"))
     """)
     subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True)
-    windows, skipped, modules = pickle.loads((tmp_path / "out.pickle").read_bytes())
+    windows, skipped, lengths, modules = pickle.loads((tmp_path / "out.pickle").read_bytes())
     assert not [m for m in modules if m == "tensorflow" or m.startswith(("tensorflow.", "tfx."))]
     assert [json.loads(line)["id"] for line in skipped] == ["nbsp"]
     expected = _windows(WindowMaker(vocab, config), batch)
     assert len(windows) == len(expected) > len(batch)
+    assert lengths == [sum(w.input_mask) for w in expected]  # what the length buckets analyse
+    assert len(set(lengths)) > 5
     for record, window in zip(windows, expected, strict=True):
         assert tf.train.Example.FromString(record) == expected_tf_example(window)
 
