@@ -59,9 +59,17 @@ def input_pipeline_rows(result: dict | None) -> list[tuple]:
     rows = []
     for row in result["rows"]:
         speeds = row["windows_per_s"]
-        rows.append((f"training from TFRecords, {row['size']} size",
-                     f"{speeds['records']:.2f} w/s", f"in memory {speeds['memory']:.2f} w/s",
-                     speeds["records"] / speeds["memory"], ">= 0.95"))
+        if "memory" in speeds:
+            rows.append((f"training from TFRecords, {row['size']} size",
+                         f"{speeds['records']:.2f} w/s", f"in memory {speeds['memory']:.2f} w/s",
+                         speeds["records"] / speeds["memory"], ">= 0.95"))
+        if "records+buckets" in speeds:
+            tokens = row["mean_tokens_per_batch"]["records+buckets"]
+            rows.append((f"training with length buckets, {row['size']} size",
+                         f"{speeds['records+buckets']:.2f} w/s ({tokens:.0f} tokens/batch)",
+                         f"trimmed {speeds['records+trim']:.2f} w/s",
+                         speeds["records+buckets"] / speeds["records+trim"],
+                         ">= 1.6 (published), < 220 tokens"))
     return rows
 
 

@@ -257,8 +257,8 @@ class PipelineConfig:
         for name in ("train_steps", "eval_steps"):
             if getattr(self, name) <= 0:
                 errors.append(f"{name}={getattr(self, name)} must be > 0")
-        if self.length_buckets < 0:
-            errors.append(f"length_buckets={self.length_buckets} must be >= 0 (0 = off)")
+        if self.length_buckets < 0 or self.length_buckets == 1:
+            errors.append(f"length_buckets={self.length_buckets} must be 0 (off) or >= 2")
         errors.extend(GateConfig(**{f.name: getattr(self, f.name)
                                     for f in dataclasses.fields(GateConfig)}).errors())
         unknown = [q for q in self.quantizations if q not in QUANTIZATIONS]

@@ -72,8 +72,9 @@ class SquadTransform(base_beam_component.BaseBeamComponent):
             lengths are split into (tf.Transform quantiles); 0 skips the analysis and
             leaves `transform_graph` empty.
         """
-        if length_buckets < 0:
-            raise ValueError(f"SquadTransform: length_buckets={length_buckets} must be >= 0")
+        if length_buckets < 0 or length_buckets == 1:
+            raise ValueError(f"SquadTransform: length_buckets={length_buckets} must be 0 (off) "
+                             "or >= 2")
         if isinstance(spec, str):
             spec = spec_lib.spec_from_json(spec)  # fails now, naming the problem, if invalid
         windowing = executor.windowing_json(spec) if isinstance(spec, spec_lib.BertQaSpec) else spec

@@ -70,8 +70,8 @@ def AnalyzeWindowLengths(  # noqa: N802 (a PTransform)
     """Record batches of window lengths -> the analysed graph in `output_dir`.
 
     Must be applied inside a `tft_beam.Context`."""
-    if num_buckets < 1:
-        raise ValueError(f"length buckets: num_buckets={num_buckets} must be >= 1")
+    if num_buckets < 2:
+        raise ValueError(f"length buckets: num_buckets={num_buckets} must be >= 2")
     transform_fn = (batches, _adapter_config()) | "Analyze" >> tft_beam.AnalyzeDataset(
         make_preprocessing_fn(num_buckets, seq_len))
     return transform_fn | "Write" >> tft_beam.WriteTransformFn(output_dir)

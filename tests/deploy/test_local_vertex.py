@@ -123,6 +123,18 @@ def test_the_first_run_pushes_version_1_which_the_task_library_loads(runs):
     assert "started replicas ['workerpool0-0', 'workerpool1-0']" in log
     training = json.loads((_serving_dir(runs, 0) / "assets.extra" / "training.json").read_text())
     assert training["replicas"] == 2 and training["strategy"] == "multi_worker_mirrored"
+    _assert_trained_on_the_transforms_buckets(runs, 0, training)
+
+
+def _assert_trained_on_the_transforms_buckets(runs, run: int, training: dict) -> None:
+    """The CustomJob's replicas read the length buckets from the Transform's artifact."""
+    from components.squad_transform import length_buckets
+
+    graph = _artifacts(runs["registry"], "SquadTransform", "OUTPUT")[run]["transform_graph"]
+    assert _artifacts(runs["registry"], "Trainer", "INPUT")[run]["transform_graph"].name == (
+        graph.name)
+    table = length_buckets.read_padded_lengths(graph.uri, training["spec"]["params"]["seq_len"])
+    assert training["length_buckets"] == sorted(set(table))
 
 
 def _serving_dir(runs, run: int) -> pathlib.Path:
@@ -159,6 +171,7 @@ def test_the_second_run_warm_starts_uses_the_submitted_spec_and_gates_on_run_1(r
     training = json.loads((_serving_dir(runs, 1) / "assets.extra" / "training.json").read_text())
     assert training["warm_start_from"].startswith(first_model.uri)
     assert training["spec"]["params"]["doc_stride"] == 96
+    _assert_trained_on_the_transforms_buckets(runs, 1, training)  # the new windows' buckets
     # The submitted strategy's pools: chief, worker and ps, each its own process; the worker
     # and ps serve (strategies.serve_cluster_task) until the chief is done.
     assert training["strategy"] == "parameter_server"

@@ -92,6 +92,21 @@ def test_every_step_reads_the_one_spec_parameter(vertex_job):
         "components.trainer.executor.Executor")
 
 
+def test_the_trainer_reads_the_length_buckets_from_the_transforms_artifact(vertex_job, tmp_path):
+    tasks = _tasks(vertex_job)
+    transform = tasks["SquadTransform"]["inputs"]["parameters"]["length_buckets"]
+    assert transform == {"runtimeValue": {"constantValue": {"intValue": "8"}}}
+    assert tasks["Trainer"]["inputs"]["artifacts"]["transform_graph"] == {"taskOutputArtifact": {
+        "outputArtifactKey": "transform_graph", "producerTask": "SquadTransform"}}
+    path = tmp_path / "off.json"
+    assert _mbqa(["compile", "--target", "vertex", "--out", str(path), "--set=length_buckets=0"]
+                 + [f"--set={s}" for s in SETTINGS]) == 0
+    tasks = _tasks(path)
+    assert tasks["SquadTransform"]["inputs"]["parameters"]["length_buckets"] == {
+        "runtimeValue": {"constantValue": {"intValue": "0"}}}
+    assert "transform_graph" not in tasks["Trainer"]["inputs"].get("artifacts", {})
+
+
 def _run_trainer_step(job_path, submitted: list[str], tmp_path, monkeypatch) -> list:
     """Runs the compiled Trainer task through TFX's Vertex AI container entrypoint with the
     ExecutorInput of a local run (`deploy.local_vertex`: parameters submitted as

@@ -135,6 +135,7 @@ def test_valid_local_config_passes_and_creates_output_dirs(local_config):
     ("local_orchestrator=airflow", "local_orchestrator"),
     ('beam_pipeline_args=["direct_num_workers=2"]', "beam_pipeline_args"),
     ("mixed_precision=float16", "mixed_precision='float16' is not"),
+    ("length_buckets=1", "length_buckets=1 must be 0 .off. or >= 2"),
 ])
 def test_invalid_settings_fail_before_any_work(local_config, override, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,10 +1,12 @@
 """SquadTransform in a real TFX pipeline (SquadExampleGen -> SquadTransform, LocalDagRunner)."""
 
+import collections
 import json
 import logging
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from ml_metadata import metadata_store
@@ -15,7 +17,7 @@ from components.qa import spec as spec_lib
 from components.qa import squad
 from components.qa.windows import WindowConfig, WindowMaker, window_from_tf_example
 from components.squad_example_gen.component import SquadExampleGen
-from components.squad_transform import executor
+from components.squad_transform import executor, length_buckets
 from components.squad_transform.component import SquadTransform
 
 NBSP_QUESTION = {  # BERT skips it: 'a\u00a0b' is one passage word, the answer reads 'a b'
@@ -38,17 +40,18 @@ def _read_split(examples, split: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def _output(store, producer_type: str):
-    """The Examples artifact a component of the pipeline produced."""
-    artifact_type = store.get_artifact_type(standard_artifacts.Examples.TYPE_NAME)
-    for mlmd_artifact in store.get_artifacts_by_type(standard_artifacts.Examples.TYPE_NAME):
+def _output(store, producer_type: str, artifact_class=standard_artifacts.Examples):
+    """The artifact of `artifact_class` a component of the pipeline produced."""
+    artifact_type = store.get_artifact_type(artifact_class.TYPE_NAME)
+    for mlmd_artifact in store.get_artifacts_by_type(artifact_class.TYPE_NAME):
         artifact = artifact_utils.deserialize_artifact(artifact_type, mlmd_artifact)
         if producer_type in artifact.uri:
             return artifact
     raise AssertionError(f"no Examples artifact from {producer_type}")
 
 
-def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog):
+@pytest.mark.parametrize("num_buckets", [16, 0])
+def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog, num_buckets):
     caplog.set_level(logging.INFO)
     fixture = data_dir / "squad" / "dev-v2.0-first5articles.official.json"
     data = json.loads(fixture.read_text(encoding="utf-8"))
@@ -62,7 +65,8 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog):
     model_spec = spec_lib.MobileBertQaSpec(
         uri=_module_dir(data_dir, tmp_path), seq_len=96, query_len=24, doc_stride=32)
     gen = SquadExampleGen(input_base=str(input_base))
-    transform = SquadTransform(examples=gen.outputs["examples"], spec=model_spec)
+    transform = SquadTransform(examples=gen.outputs["examples"], spec=model_spec,
+                               length_buckets=num_buckets)
     metadata_path = str(tmp_path / "metadata.sqlite")
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
     tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
@@ -84,6 +88,7 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog):
         os.path.join(windows.uri, executor.STATS_FILE_NAME)).read())
     skipped_ids = []
     total_windows = 0
+    train_lengths = []
     for split in splits:
         expected = []
         split_questions = [squad.from_tf_example(r) for r in _read_split(questions, split)]
@@ -95,6 +100,8 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog):
         written = [window_from_tf_example(r, maker.tokenizer.vocab)
                    for r in _read_split(windows, split)]
         key = lambda w: (w.example_id, w.window_index)  # noqa: E731
+        if split == "train":
+            train_lengths = [sum(w.input_mask) for w in written]
         assert sorted(written, key=key) == sorted(expected, key=key)
         assert any(w.start_position > 0 for w in written)
         split_stats = stats["splits"][split]
@@ -112,6 +119,24 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog):
     assert windows.get_int_custom_property("num_questions") == questions.get_int_custom_property(
         "num_examples")
     assert total_windows > 2 * windows.get_int_custom_property("num_questions")
+
+    graph = _output(store, "SquadTransform", standard_artifacts.TransformGraph)
+    if not num_buckets:
+        assert stats["length_buckets"] is None and not tf.io.gfile.listdir(graph.uri)
+        return
+    table = length_buckets.read_padded_lengths(graph.uri, 96)
+    assert stats["length_buckets"]["padded_lengths"] == sorted(set(table))
+    assert graph.get_string_custom_property("padded_lengths") == ",".join(
+        map(str, sorted(set(table))))
+    padded = [table[n] for n in train_lengths]
+    assert all(p >= n and (p % 8 == 0 or p == 96)
+               for p, n in zip(padded, train_lengths, strict=True))
+    # Most windows are full (96 tokens): only a question's last window is shorter, so the
+    # quantiles below 96 are those of the last windows (numpy's, up to tft's approximation).
+    quantiles = np.quantile(train_lengths, np.arange(1, num_buckets) / num_buckets)
+    expected = {min(96, -(-int(q) // 8) * 8) for q in quantiles} | {96}
+    assert len(set(padded)) >= 3, collections.Counter(padded)
+    assert all(min(abs(p - e) for e in expected) <= 8 for p in set(padded)), (padded, expected)
 
 
 def test_invalid_spec_fails_when_the_pipeline_is_built():
@@ -139,6 +164,16 @@ def test_only_windowing_settings_are_the_cache_key():
     for change in ({"seq_len": 256}, {"query_len": 32}, {"doc_stride": 64},
                    {"do_lower_case": False}, {"uri": "/models/other"}):
         assert key(spec.replace(**change)) != key(spec), change
+    buckets = SquadTransform(examples=examples, spec=spec, length_buckets=16).exec_properties
+    assert buckets != key(spec)  # the buckets are recomputed, with the windows
+
+
+@pytest.mark.parametrize("num_buckets", [-1, 1])
+def test_length_buckets_are_off_or_at_least_two(num_buckets):
+    examples = channel.Channel(type=standard_artifacts.Examples)
+    with pytest.raises(ValueError, match=f"length_buckets={num_buckets} must be 0 .off. or >= 2"):
+        SquadTransform(examples=examples, spec=spec_lib.MobileBertQaSpec(),
+                       length_buckets=num_buckets)
 
 
 def test_a_whole_spec_is_read_too():

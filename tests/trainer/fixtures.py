@@ -16,18 +16,22 @@ def _int_feature(values) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
 
-def write_windows(path: str, count: int, seq_len: int = SEQ_LEN, seed: int = 0) -> str:
+def write_windows(path: str, count: int, seq_len: int = SEQ_LEN, seed: int = 0,
+                  lengths: list[int] | None = None) -> str:
     """Writes `count` windows (GZIP TFRecord) whose answer span is marked by token 2000.
 
-    The span starts right after the marker token, so a model can learn it.
+    The span starts right after the marker token, so a model can learn it. Window i has
+    `lengths[i]` real tokens (at least QUERY_LEN + 6), then padding; all `seq_len` by default.
     """
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for i in range(count):
+            length = lengths[i] if lengths else seq_len
             ids = rng.integers(1000, 1999, seq_len)
             ids[0], ids[QUERY_LEN + 1] = 101, 102
-            start = int(rng.integers(QUERY_LEN + 3, seq_len - 2))
+            ids[length:] = 0
+            start = int(rng.integers(QUERY_LEN + 3, length - 2))
             ids[start - 1] = 2000
             feature = {
                 "example_id": tf.train.Feature(
@@ -35,9 +39,10 @@ def write_windows(path: str, count: int, seq_len: int = SEQ_LEN, seed: int = 0) 
                 ),
                 "window_index": _int_feature([0]),
                 "input_ids": _int_feature(ids),
-                "input_mask": _int_feature([1] * seq_len),
+                "input_mask": _int_feature([1] * length + [0] * (seq_len - length)),
                 "segment_ids": _int_feature(
-                    [0] * (QUERY_LEN + 2) + [1] * (seq_len - QUERY_LEN - 2)
+                    [0] * (QUERY_LEN + 2) + [1] * (length - QUERY_LEN - 2)
+                    + [0] * (seq_len - length)
                 ),
                 "start_positions": _int_feature([start]),
                 "end_positions": _int_feature([start + 1]),

@@ -1,7 +1,9 @@
 """The window TFRecords → tf.data pipeline."""
 
+import collections
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -115,3 +117,86 @@ def test_trimmed_batches_have_their_own_length(window_files):
     features, _ = next(iter(ds))
     longest = int(tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1)))
     assert features["input_ids"].shape[1] == min(fixtures.SEQ_LEN, -(-longest // 64) * 64)
+
+
+# Length buckets of seq_len 32 windows: padded lengths 16, 24 and 32.
+BUCKET_ENDS = (16, 24, 32)
+PADDED_LENGTHS = [min(end for end in BUCKET_ENDS if end >= n) for n in range(fixtures.SEQ_LEN + 1)]
+
+
+def _window_lengths(count: int, per_bucket: tuple[int, int, int]) -> list[int]:
+    """`per_bucket[b]` windows of 14-16, 22-24 and 30-32 tokens (b = 0, 1, 2), interleaved."""
+    buckets = [b for b in range(3) for _ in range(per_bucket[b])]
+    assert len(buckets) == count
+    rng = np.random.default_rng(5)
+    rng.shuffle(buckets)
+    return [(14, 22, 30)[b] + int(rng.integers(0, 3)) for b in buckets]
+
+
+@pytest.fixture(scope="module")
+def bucketed_windows(tmp_path_factory) -> str:
+    """96 windows, 32 per bucket: a multiple of the batch size 4 in each."""
+    path = str(tmp_path_factory.mktemp("bucketed") / "data.gz")
+    return fixtures.write_windows(path, 96, seed=3, lengths=_window_lengths(96, (32, 32, 32)))
+
+
+def _bucketed(path: str, **kwargs) -> tf.data.Dataset:
+    return dataset.make_window_dataset(path, 4, fixtures.SEQ_LEN, training=True, seed=7,
+                                       padded_lengths=PADDED_LENGTHS, **kwargs)
+
+
+def _windows(batch) -> list[tuple]:
+    features, _ = batch
+    return [tuple(row) for row in features["input_ids"].numpy().tolist()]
+
+
+def test_a_bucketed_batch_holds_windows_of_one_bucket_cut_to_its_length(bucketed_windows):
+    ds = _bucketed(bucketed_windows)
+    assert ds.element_spec[0]["input_ids"].shape.as_list() == [4, None]
+    widths = set()
+    for features, labels in ds.take(24):
+        width = features["input_ids"].shape[1]
+        lengths = features["input_mask"].numpy().sum(axis=1)
+        assert {PADDED_LENGTHS[n] for n in lengths} == {width}, (lengths, width)
+        assert (labels["end_logits"].numpy() < lengths).all()  # the answers stay in
+        widths.add(width)
+    assert widths == set(BUCKET_ENDS)
+
+
+def test_every_window_is_read_once_per_epoch_with_buckets(bucketed_windows):
+    batches = [_windows(b) for b in _bucketed(bucketed_windows).take(48)]
+    first, second = sum(batches[:24], []), sum(batches[24:], [])
+    assert len(set(first)) == len(first) == 96  # one epoch: every window once
+    assert set(second) == set(first) and len(second) == 96
+    assert first != second  # reshuffled
+
+
+def test_uneven_buckets_hold_back_less_than_a_batch_each(tmp_path):
+    """33, 31 and 32 windows: a bucket's remainder waits for the next epoch, not dropped."""
+    path = fixtures.write_windows(str(tmp_path / "data.gz"), 96, seed=4,
+                                  lengths=_window_lengths(96, (33, 31, 32)))
+    counts = collections.Counter(w for b in _bucketed(path).take(240) for w in _windows(b))
+    assert len(counts) == 96 and sum(counts.values()) == 960  # ten epochs' worth
+    assert set(counts.values()) <= {9, 10, 11}
+
+
+def test_two_workers_read_different_windows_with_buckets(bucketed_windows):
+    """DATA auto-sharding, as tf.distribute applies it to each worker's copy of the dataset."""
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    def worker(index: int) -> list[tuple]:
+        shard = _AutoShardDataset(_bucketed(bucketed_windows), num_workers=2, index=index)
+        return [w for b in shard.take(12) for w in _windows(b)]
+
+    first, second = worker(0), worker(1)
+    assert len(set(first)) == len(first) == 48
+    assert not set(first) & set(second)
+    assert len(set(first) | set(second)) == 96
+
+
+def test_bucketing_refuses_trimming_and_a_table_of_another_seq_len(window_files):
+    with pytest.raises(ValueError, match="exclude each other"):
+        _bucketed(window_files["train"], trim=True)
+    with pytest.raises(ValueError, match="has 17 entries; a table for seq_len=32 has 33"):
+        dataset.make_window_dataset(window_files["train"], 4, fixtures.SEQ_LEN, training=True,
+                                    padded_lengths=PADDED_LENGTHS[:17])

@@ -2,8 +2,9 @@
 
 A tiny MobileBERT (the package's tiny config, random weights) is trained through the
 Trainer's `train_and_export` on windows cut by `WindowMaker` at the demo's settings (the
-Task Library's 384/64 windows, short passages, batches trimmed to 128 tokens); the
-exported SavedModel answers the held-out questions through `answering` and the official
+Task Library's 384/64 windows, short passages, batches of one length bucket: the
+SquadTransform's tf.Transform analysis of the training windows' lengths); the exported
+SavedModel answers the held-out questions through `answering` and the official
 metrics, and its dynamic-range TFLite file answers them in the Task Library's
 `BertQuestionAnswerer`. About 4 minutes on 2 CPU cores.
 """
@@ -29,6 +30,7 @@ from components.qa import (
     windows,
 )
 from components.qa import spec as spec_lib
+from components.squad_transform import length_buckets
 from components.trainer import run_fn
 from pipelines import demo
 
@@ -40,17 +42,17 @@ LEARNING_RATE = 1e-3
 TASK_LIBRARY_QUESTIONS = 40
 
 
-def write_windows(examples, maker: windows.WindowMaker, path: str, training: bool) -> int:
-    """Writes the examples' windows as a GZIP TFRecord file; returns how many."""
+def write_windows(examples, maker: windows.WindowMaker, path: str, training: bool) -> list[int]:
+    """Writes the examples' windows as a GZIP TFRecord file; returns their lengths."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    count = 0
+    lengths = []
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for example in examples:
             cut = maker.make_windows(example, training=training)
             for record in windows.windows_to_tf_examples(cut):
                 writer.write(record)
-            count += len(cut)
-    return count
+            lengths.extend(sum(w.input_mask) for w in cut)
+    return lengths
 
 
 def train_and_score(root: str, questions: int, train_steps: int, batch_size: int,
@@ -70,18 +72,23 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
     )
     train_examples, _ = squad_json.read_squad_examples(files["train"])
     eval_examples, _ = squad_json.read_squad_examples(files["eval"])
-    num_train = write_windows(
+    train_lengths = write_windows(
         train_examples, maker, os.path.join(root, "windows", "train", "data.gz"), True
     )
-    num_eval = write_windows(
+    num_eval = len(write_windows(
         eval_examples, maker, os.path.join(root, "windows", "eval", "data.gz"), False
-    )
-    logging.info("%d train windows, %d eval windows", num_train, num_eval)
+    ))
+    padded_lengths = length_buckets.analyze_lengths(
+        train_lengths, length_buckets.DEFAULT_NUM_BUCKETS, spec.seq_len,
+        os.path.join(root, "transform_graph"))
+    logging.info("%d train windows (length buckets %s), %d eval windows", len(train_lengths),
+                 sorted(set(padded_lengths)), num_eval)
     train_start = time.time()
     serving = run_fn.train_and_export(
         spec, os.path.join(root, "windows", "train", "*"),
         os.path.join(root, "windows", "eval", "*"), os.path.join(root, "serving"),
         os.path.join(root, "model"), train_steps=train_steps, eval_steps=0,
+        padded_lengths=padded_lengths,
     )
     train_s = time.time() - train_start
     predictor = inference.load_predictor(serving)
@@ -93,7 +100,7 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
     asked = eval_examples[:TASK_LIBRARY_QUESTIONS]
     library = {e.id: task_library.answer(lite, e.context, e.question) for e in asked}
     scores.update(train_seconds=train_s, total_seconds=time.time() - started,
-                  train_windows=num_train, eval_questions=len(eval_examples),
+                  train_windows=len(train_lengths), eval_questions=len(eval_examples),
                   task_library=metrics.evaluate_examples(asked, library))
     return scores
 
