@@ -245,14 +245,14 @@ def train_and_export(
     log_dir: str | None = None,
     trim_padding: bool = True,
     mixed_precision: str = "",
-    padded_lengths: Sequence[int] | None = None,
+    transform_graph: str | None = None,
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
     Checkpoints go under `model_dir`, TensorBoard logs to `log_dir` (default
     `model_dir/logs`). Warm-starts from `base_model` when it has the same variables and
-    shapes (else a logged cold start). With `padded_lengths` (the SquadTransform's length
-    buckets, a table indexed by window length) each batch holds windows of one bucket, cut
+    shapes (else a logged cold start). With `transform_graph` (the SquadTransform's length
+    buckets, `length_buckets.read_padded_lengths`) each batch holds windows of one bucket, cut
     to its padded length (`dataset.batch_by_length_bucket`; also on TPUs: XLA compiles one
     program per bucket shape). Else, with `trim_padding`, each batch is cut to its longest
     window (`dataset.trim_padding`; not on TPUs, which would compile a program per length).
@@ -272,7 +272,9 @@ def train_and_export(
         raise ValueError(f"mixed_precision={mixed_precision!r} is not '' (off) or one of "
                          f"{MIXED_PRECISION_POLICIES}")
     policy = mixed_precision or "float32"
-    strategy = strategies.make_strategy(spec, collective_timeout_s)
+    strategy = strategies.make_strategy(spec, collective_timeout_s)  # Before any TF op.
+    padded_lengths = (length_buckets.read_padded_lengths(transform_graph, spec.seq_len)
+                      if transform_graph else None)
     task_type, task_index = strategies.cluster_task()
     task = f"{task_type}:{task_index}" if task_type else "local"
     batch_size = batch_size or spec.default_batch_size
@@ -433,10 +435,6 @@ def run_fn(fn_args) -> None:
                      fn_args.base_model)
     model_dir = spec.model_dir or training_state_dir(fn_args, spec, config)
     logging.info("Training state (resumable checkpoints) of this execution: %s", model_dir)
-    padded_lengths = None
-    if fn_args.transform_graph_path:
-        padded_lengths = length_buckets.read_padded_lengths(fn_args.transform_graph_path,
-                                                            spec.seq_len)
     train_and_export(
         spec,
         train_files=fn_args.train_files,
@@ -454,5 +452,5 @@ def run_fn(fn_args) -> None:
         log_dir=os.path.join(fn_args.model_run_dir, "logs"),
         trim_padding=bool(config.get(TRIM_PADDING_KEY, True)),
         mixed_precision=config.get(MIXED_PRECISION_KEY, ""),
-        padded_lengths=padded_lengths,
+        transform_graph=fn_args.transform_graph_path,
     )

@@ -3,7 +3,8 @@
 As Vertex AI runs it on every replica of a training job: the same input and output
 artifacts on every process, `TF_CONFIG` from the environment.
 Usage: python executor_process.py '<json>' with `spec` (spec JSON), `examples_uri`,
-`model_uri`, `model_run_uri`, `train_steps`, `eval_steps` and `custom_config` (more keys).
+`model_uri`, `model_run_uri`, `train_steps`, `eval_steps` and `custom_config` (more keys);
+optional `transform_graph_uri` (the SquadTransform's length buckets).
 """
 
 import json
@@ -36,8 +37,12 @@ def main(argv: list[str]) -> int:
         "run_fn": "components.trainer.run_fn.run_fn",
         "custom_config": json.dumps({"spec": args["spec"], **args["custom_config"]}),
     }
+    inputs = {"examples": [examples]}
+    if args.get("transform_graph_uri"):
+        inputs["transform_graph"] = [standard_artifacts.TransformGraph()]
+        inputs["transform_graph"][0].uri = args["transform_graph_uri"]
     executor.GenericExecutor().Do(
-        {"examples": [examples]}, {"model": [model], "model_run": [model_run]},
+        inputs, {"model": [model], "model_run": [model_run]},
         exec_properties,
     )
     logging.info("executor_process: Do returned")

@@ -78,9 +78,9 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
     num_eval = len(write_windows(
         eval_examples, maker, os.path.join(root, "windows", "eval", "data.gz"), False
     ))
+    transform_graph = os.path.join(root, "transform_graph")
     padded_lengths = length_buckets.analyze_lengths(
-        train_lengths, length_buckets.DEFAULT_NUM_BUCKETS, spec.seq_len,
-        os.path.join(root, "transform_graph"))
+        train_lengths, length_buckets.DEFAULT_NUM_BUCKETS, spec.seq_len, transform_graph)
     logging.info("%d train windows (length buckets %s), %d eval windows", len(train_lengths),
                  sorted(set(padded_lengths)), num_eval)
     train_start = time.time()
@@ -88,7 +88,7 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
         spec, os.path.join(root, "windows", "train", "*"),
         os.path.join(root, "windows", "eval", "*"), os.path.join(root, "serving"),
         os.path.join(root, "model"), train_steps=train_steps, eval_steps=0,
-        padded_lengths=padded_lengths,
+        transform_graph=transform_graph,
     )
     train_s = time.time() - train_start
     predictor = inference.load_predictor(serving)

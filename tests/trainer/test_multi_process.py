@@ -4,11 +4,14 @@ Each job runs tests/trainer/train_process.py (`train_and_export`) in subprocesse
 127.0.0.1, with a tiny MobileBERT and seq_len 32.
 """
 
+import json
 import os
 import signal
 
 import pytest
 
+from components.squad_transform import length_buckets
+from components.trainer import run_fn
 from tests.trainer import fixtures
 from tests.trainer.test_strategies import checkpoint_step
 
@@ -100,14 +103,19 @@ def test_parameter_server_cluster_trains_and_exports(tiny_spec, window_files, tm
 
 def test_two_workers_through_the_tfx_trainer_executor(tiny_spec, window_files, tmp_path):
     """Vertex AI runs TFX's GenericExecutor.Do on every replica, with the same output
-    artifacts: both replicas must return with the model in place, exported once."""
+    artifacts: both replicas must return with the model in place, exported once. Each reads
+    the length buckets from the transform_graph input (after starting its collectives)."""
     examples_uri = os.path.dirname(os.path.dirname(window_files["train"]))
     trainer = tmp_path / "Trainer"
+    graph = str(tmp_path / "transform_graph")
+    buckets = sorted(set(length_buckets.analyze_lengths(
+        list(range(14, fixtures.SEQ_LEN + 1)) * 3, 4, fixtures.SEQ_LEN, graph)))
     args = dict(
         spec=tiny_spec.replace(distribution_strategy="multi_worker_mirrored").to_json(),
         examples_uri=examples_uri, model_uri=str(trainer / "model" / "7"),
         model_run_uri=str(trainer / "model_run" / "7"), train_steps=4, eval_steps=1,
         custom_config={"batch_size": 8, "checkpoint_every_steps": 2},
+        transform_graph_uri=graph,
     )
     chief, worker = _two_workers_finish(args, tmp_path, "executor_process.py")
     assert "executor_process: Do returned" in chief and "executor_process: Do returned" in worker
@@ -115,7 +123,10 @@ def test_two_workers_through_the_tfx_trainer_executor(tiny_spec, window_files, t
     assert "[chief:0] step 4/4" in chief and "[worker:0] step 4/4" in worker
     assert "[worker:0] Waiting for the chief's export" in worker
     assert "[worker:0] Done; the chief exported the model" in worker
-    assert os.path.exists(trainer / "model" / "7" / "Format-Serving" / "saved_model.pb")
+    serving = trainer / "model" / "7" / "Format-Serving"
+    assert os.path.exists(serving / "saved_model.pb")
+    assert f"batches of one length bucket (padded to {buckets})" in chief
+    assert json.loads((serving / run_fn.TRAINING_RECORD).read_text())["length_buckets"] == buckets
     (state,) = os.listdir(trainer / "training_state")  # one execution, one state dir
     assert checkpoint_step(str(trainer / "training_state" / state)) == 4
     # Nothing from the worker's temporary dirs is left, and one model was exported.
