@@ -15,8 +15,9 @@ import tempfile
 
 # Modules under pipelines/cli/ that define `register(subparsers)`.
 _COMMAND_MODULES = ("data", "model", "evaluate", "run")
-# Commands whose handlers import TensorFlow outside a log file (`run` and `demo` have one).
-_TENSORFLOW_COMMANDS = ("make-encoder", "predict", "answer", "compile", "deploy")
+# Commands whose handlers import TensorFlow outside a log file (`run` and `demo` have one;
+# `compile` imports it itself, once its settings are checked).
+_TENSORFLOW_COMMANDS = ("make-encoder", "predict", "answer", "deploy")
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -202,7 +202,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from pipelines.cli import import_tensorflow_quietly
+
     config = _config(args.set)
+    config.validate(args.target)  # before TensorFlow is imported
+    if not args.verbose:
+        import_tensorflow_quietly()
     if args.target == "kubeflow":
         from pipelines.kubeflow_runner import compile_kubeflow
 

@@ -153,6 +153,8 @@ def test_squad_2_writes_null_odds_and_scores_unanswerable_questions(models, tmp_
 
 
 def test_squad_2_at_the_tuned_threshold_is_the_official_best_f1(models, tmp_path):
+    from official.nlp.tools import squad_evaluate_v2_0
+
     from components.qa import inference, metrics
     from tests.qa import official_squad_eval as official
 
@@ -167,12 +169,17 @@ def test_squad_2_at_the_tuned_threshold_is_the_official_best_f1(models, tmp_path
                 for qid, entries in nbest.items()}
     dataset = metrics.examples_to_dataset(questions)
     best = official.evaluate_v2(dataset, non_null, null_odds)
+    installed = squad_evaluate_v2_0.evaluate(dataset, non_null, null_odds)  # tf-models' script
     saved_model = summary["models"]["saved_model"]
-    assert saved_model["null_score_diff_threshold"] == best["best_f1_thresh"]
+    assert saved_model["null_score_diff_threshold"] == best["best_f1_thresh"] == (
+        installed["final_f1_thresh"])
     assert saved_model["f1"] == pytest.approx(best["best_f1"]) == pytest.approx(500 / 6)
+    assert saved_model["f1"] == pytest.approx(installed["final_f1"])
     # The headline describes predictions.json, written at the tuned threshold.
     written = official.evaluate_v2(dataset, read("predictions.json"))
     assert written["f1"] == pytest.approx(saved_model["f1"])
+    assert squad_evaluate_v2_0.evaluate(dataset, read("predictions.json"))["f1"] == (
+        pytest.approx(saved_model["f1"]))
     assert summary["serving_config"]["null_score_diff_threshold"] == best["best_f1_thresh"]
     lite = inference.load_predictor(os.path.join(evaluation.uri, "tflite/dynamic/model.tflite"))
     assert lite.serving_config == summary["serving_config"]

@@ -76,6 +76,24 @@ def test_settings_lists_every_setting_with_type_default_and_variable(capsys):
     assert "enable_cache (bool, default true, MBQA_ENABLE_CACHE)" in out
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "--set", "min_f1=101"],
+    ["compile", "--target", "vertex", "--out", "job.json", "--set", "min_f1=101"],
+    ["compile", "--target", "kubeflow", "--out", "job.tar.gz", "--set", "spec.bogus=1"],
+])
+def test_settings_checks_of_run_and_compile_do_not_import_tensorflow(argv, tmp_path):
+    """README: invalid settings fail with exit status 2 before TensorFlow is imported."""
+    code = ("import sys; from pipelines.cli import main\n"
+            "try:\n    status = main(sys.argv[1:])\n"
+            "except SystemExit as exit:\n    status = exit.code\n"
+            "assert status == 2, status\n"
+            "assert not [m for m in sys.modules if m.startswith('tensorflow')]")
+    env = dict(os.environ, PYTHONPATH=str(_REPO_ROOT), HOME=str(tmp_path))
+    subprocess.run([sys.executable, "-c", code, *argv], check=True, cwd=tmp_path,
+                   capture_output=True, env=env)
+    assert not os.listdir(tmp_path)  # nothing compiled
+
+
 def test_settings_and_help_do_not_import_tensorflow():
     code = ("import sys; from pipelines.cli import main; main(['settings']); "
             "assert not [m for m in sys.modules if m.startswith('tensorflow')]")

@@ -1,6 +1,5 @@
 """`mbqa compile`: the Kubeflow (Argo) package and the Vertex AI PipelineJob are valid."""
 
-import argparse
 import importlib
 import json
 import os
@@ -14,7 +13,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipelines.cli import run
+from pipelines.cli import build_parser
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 IMAGE = "gcr.io/proj/mobilebert-qa-tfx:1"
@@ -26,9 +25,7 @@ SETTINGS = ["pipeline_root=gs://bucket/root", "data_root=gs://bucket/squad",
 
 
 def _mbqa(argv):
-    parser = argparse.ArgumentParser(prog="mbqa")
-    run.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.handler(args)
 
 

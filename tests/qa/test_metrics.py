@@ -112,6 +112,24 @@ def test_v2_dev_matches_official_with_perturbed_predictions(dev_v2):
         assert 0 < ours["exact"] < ours["f1"] < 100
 
 
+def test_v2_dev_matches_the_installed_tf_models_script(dev_v2):
+    """tf-models-official's `squad_evaluate_v2_0` (what Model Maker calls): the same scores
+    at its fixed na_prob threshold, and its `final_*` are our `best_*`."""
+    from official.nlp.tools import squad_evaluate_v2_0
+
+    predictions = _perturbed_predictions(dev_v2, 5)
+    na_probs = _na_probs(predictions, 5)
+    ours = metrics.evaluate_v2(dev_v2, predictions, na_probs)
+    installed = squad_evaluate_v2_0.evaluate(dev_v2, predictions, na_probs)
+    for key in ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
+                "NoAns_exact", "NoAns_f1", "NoAns_total"):
+        assert ours[key] == pytest.approx(installed[key]), key
+    for best, final in (("best_exact", "final_exact"), ("best_f1", "final_f1")):
+        assert ours[best] == pytest.approx(installed[final])
+        assert ours[best + "_thresh"] == installed[final + "_thresh"]
+    assert 0 < ours["best_f1_thresh"] < 1  # a threshold inside the na_probs' range
+
+
 def test_v2_keys_are_the_official_ones(dev_v2):
     predictions = _perturbed_predictions(dev_v2, 7)
     without = metrics.evaluate_v2(dev_v2, predictions)
