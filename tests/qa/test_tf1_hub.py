@@ -135,6 +135,29 @@ def test_a_tf1_module_of_another_layout_is_named(tmp_path):
         encoders.load_encoder(MobileBertQaSpec(uri=path))
 
 
+def test_a_bert_tf1_module_is_refused_with_the_tf2_advice(tmp_path):
+    """BERT's TF1 Hub modules keep their variables under `bert/embeddings/word_embeddings`
+    (no MobileBERT `embedding_transformation`): README says they are refused with advice."""
+    vocab_path = hub_fixtures.write_vocab(str(tmp_path / "src" / "vocab.txt"))
+    vocab_size = encoders.vocab_size_of(vocab_path)
+
+    def module_fn() -> None:
+        inputs = {name: tf.compat.v1.placeholder(tf.int32, [None, None], name=name)
+                  for name in encoders.TF2_INPUT_NAMES}
+        with tf.compat.v1.variable_scope("bert/embeddings"):
+            table = tf.compat.v1.get_variable("word_embeddings", [vocab_size, 8])
+        sequence = tf.nn.embedding_lookup(table, inputs["input_ids"])
+        hub.add_signature("tokens", inputs=inputs, outputs={
+            "sequence_output": sequence, "pooled_output": sequence[:, 0]})
+        encoders.add_tokenization_info_signature(vocab_path, True)
+
+    path = str(tmp_path / "bert_tf1")
+    encoders.export_tf1_module(module_fn, path)
+    with pytest.raises(ValueError, match=r"is a BERT TF1 Hub module: .*use a TF2 SavedModel "
+                                         r"module for BERT \(is_tf2=True\)"):
+        encoders.load_encoder(MobileBertQaSpec(uri=path))
+
+
 @pytest.mark.parametrize("strategy_name", ["one_device", "mirrored"])
 def test_native_encoder_trains_under_a_strategy(module, real_windows, strategy_name):
     """What the TF1 module could not do through hub.KerasLayer: variables in the scope."""
