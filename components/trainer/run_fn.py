@@ -13,7 +13,7 @@ Use with the standard Trainer (GenericExecutor)::
     )
 
 TensorBoard logs go to the execution's `model_run_dir` (`logs/`). Checkpoints (`backup/`,
-`checkpoints/`) go under `spec.model_dir` if set, else under
+`checkpoints/`) go under `<spec.model_dir>/<key>` if `spec.model_dir` is set, else under
 `<pipeline_root>/Trainer/training_state/<key>`, where the key is a hash of what defines
 the execution (input files, spec, steps, batch size, base model): a retried or re-run
 execution after a crash (TFX gives it a new `model_run_dir`) resumes from its last
@@ -402,8 +402,9 @@ def _wait_for_export(serving_dir: str, timeout_s: float, task: str) -> None:
 
 
 def training_state_dir(fn_args: Any, spec: spec_lib.BertQaSpec, config: dict[str, Any]) -> str:
-    """The execution's resumable directory: the same for a retry or a re-run of the same
-    inputs and settings, another for anything else (see the module docstring)."""
+    """The execution's resumable directory, under `spec.model_dir` or the pipeline root: the
+    same for a retry or a re-run of the same inputs and settings, another for anything else
+    (see the module docstring)."""
     key = json.dumps({
         "train_files": sorted(_as_list(fn_args.train_files)),
         "eval_files": sorted(_as_list(fn_args.eval_files)),
@@ -415,6 +416,8 @@ def training_state_dir(fn_args: Any, spec: spec_lib.BertQaSpec, config: dict[str
         "custom_config": {k: v for k, v in config.items() if k != "spec"},
     }, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if spec.model_dir:
+        return os.path.join(spec.model_dir, digest)
     trainer_dir = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
     return os.path.join(trainer_dir, TRAINING_STATE_DIR, digest)
 
@@ -433,7 +436,7 @@ def run_fn(fn_args) -> None:
     if fn_args.base_model and not base_model:
         logging.info("Warm start is off (%s=False): not loading %s", WARM_START_KEY,
                      fn_args.base_model)
-    model_dir = spec.model_dir or training_state_dir(fn_args, spec, config)
+    model_dir = training_state_dir(fn_args, spec, config)
     logging.info("Training state (resumable checkpoints) of this execution: %s", model_dir)
     train_and_export(
         spec,

@@ -144,6 +144,29 @@ def test_warm_start_setting_off_ignores_the_base_model(tiny_spec, window_files, 
         run_fn.run_fn(fn_args)
 
 
+def test_executions_with_other_inputs_never_share_spec_model_dir_state(tiny_spec, window_files,
+                                                                      tmp_path):
+    """With `spec.model_dir` set, each execution keeps its state in its own subdirectory, so
+    a crashed execution's backup is resumed by its retry only, never by another execution."""
+    spec = tiny_spec.replace(model_dir=str(tmp_path / "state"))
+
+    def execution(run: int, eval_files: str) -> None:
+        run_fn.run_fn(tfx.components.FnArgs(
+            train_files=[window_files["train"]], eval_files=[eval_files],
+            serving_model_dir=str(tmp_path / "Trainer" / "model" / str(run) / "Format-Serving"),
+            model_run_dir=str(tmp_path / "Trainer" / "model_run" / str(run)),
+            train_steps=1, eval_steps=0, custom_config={"spec": spec.to_json()}))
+
+    execution(1, window_files["eval"])
+    execution(2, window_files["train"])  # other inputs
+    execution(3, window_files["eval"])  # a re-run of the first
+    states = sorted(os.listdir(spec.model_dir))
+    assert len(states) == 2, states
+    for state in states:
+        assert os.path.exists(os.path.join(spec.model_dir, state, "checkpoints", "final.index"))
+    assert not (tmp_path / "Trainer" / run_fn.TRAINING_STATE_DIR).exists()
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
