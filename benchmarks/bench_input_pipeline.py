@@ -239,13 +239,16 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main() -> int:
+    from pipelines.config import PipelineConfig
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=list(SIZES))
     parser.add_argument("--squad", default=str(DEFAULT_SQUAD))
     parser.add_argument("--questions", type=int, default=2000)
     parser.add_argument("--demo-turns", type=int, default=10, help="timed turns per source")
     parser.add_argument("--published-turns", type=int, default=5, help="timed turns per source")
-    parser.add_argument("--buckets", type=int, default=8, help="length buckets (quantiles)")
+    parser.add_argument("--buckets", type=int, default=PipelineConfig.length_buckets,
+                        help="length buckets (quantiles)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "input_pipeline.json"))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -20,7 +20,6 @@ from tfx.types import channel, component_spec, standard_artifacts
 
 from components.qa import spec as spec_lib
 from components.squad_transform import executor
-from components.squad_transform import length_buckets as length_buckets_lib
 
 
 class SquadTransformSpec(types.ComponentSpec):
@@ -60,7 +59,7 @@ class SquadTransform(base_beam_component.BaseBeamComponent):
         self,
         examples: types.BaseChannel,
         spec: spec_lib.BertQaSpec | str | data_types.RuntimeParameter,
-        length_buckets: int = length_buckets_lib.DEFAULT_NUM_BUCKETS,
+        length_buckets: int,
     ):
         """Builds the component.
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
@@ -30,7 +29,6 @@ from components.squad_transform.windowing import WINDOW_LENGTH, window_lengths_b
 PADDED_LENGTH = "padded_length"
 # Padded lengths are multiples of this (tensor cores tile by 8 tokens).
 PAD_MULTIPLE = 8
-DEFAULT_NUM_BUCKETS = 8
 # tft.quantiles' rank error: 1/8 of a bucket's share of the windows.
 EPSILON_PER_BUCKET = 0.125
 
@@ -56,7 +54,7 @@ def make_preprocessing_fn(num_buckets: int, seq_len: int) -> Callable:
 def _adapter_config() -> tensor_adapter.TensorAdapterConfig:
     """The lengths' Arrow layout (`window_lengths_batch`) as a dense int64 scalar per window."""
     return tensor_adapter.TensorAdapterConfig(
-        arrow_schema=pa.schema([pa.field(WINDOW_LENGTH, pa.large_list(pa.int64()))]),
+        arrow_schema=window_lengths_batch([]).schema,
         tensor_representations={WINDOW_LENGTH: schema_pb2.TensorRepresentation(
             dense_tensor=schema_pb2.TensorRepresentation.DenseTensor(
                 column_name=WINDOW_LENGTH, shape=schema_pb2.FixedShape()))},

@@ -121,18 +121,15 @@ def batch_by_length_bucket(dataset: tf.data.Dataset, padded_lengths: Sequence[in
     table = tf.constant(padded_lengths, tf.int64)
 
     def padded_length(features: dict[str, tf.Tensor], _) -> tf.Tensor:
-        return tf.gather(table, tf.reduce_sum(tf.cast(features["input_mask"], tf.int64),
-                                              axis=-1))
+        return tf.gather(table, tf.reduce_sum(tf.cast(features["input_mask"], tf.int64)))
 
-    def cut(features: dict[str, tf.Tensor], labels: dict[str, tf.Tensor]):
-        length = tf.reduce_max(padded_length(features, labels))
-        return {name: value[:, :length] for name, value in features.items()}, labels
+    def batch_and_cut(length: tf.Tensor, windows: tf.data.Dataset) -> tf.data.Dataset:
+        return windows.batch(batch_size, drop_remainder=True).map(
+            lambda features, labels: (
+                {name: value[:, :length] for name, value in features.items()}, labels))
 
-    return dataset.group_by_window(
-        key_func=padded_length,
-        reduce_func=lambda _, windows: windows.batch(batch_size, drop_remainder=True),
-        window_size=batch_size,
-    ).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.group_by_window(key_func=padded_length, reduce_func=batch_and_cut,
+                                   window_size=batch_size)
 
 
 def make_window_dataset(
@@ -182,15 +179,16 @@ def make_window_dataset(
     if training:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     feature_spec = window_feature_spec(seq_len)
+    dataset = dataset.repeat()
     if padded_lengths is not None:
-        dataset = dataset.repeat().map(
+        dataset = dataset.map(
             lambda record: _to_features_and_labels(
                 tf.io.parse_single_example(record, feature_spec)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         dataset = batch_by_length_bucket(dataset, padded_lengths, batch_size)
     else:
-        dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+        dataset = dataset.batch(batch_size, drop_remainder=True)
         dataset = dataset.map(
             lambda records: _to_features_and_labels(tf.io.parse_example(records, feature_spec)),
             num_parallel_calls=tf.data.AUTOTUNE,

@@ -142,8 +142,10 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog, num
 def test_invalid_spec_fails_when_the_pipeline_is_built():
     examples = channel.Channel(type=standard_artifacts.Examples)
     with pytest.raises(ValueError, match="Unknown spec class"):
-        SquadTransform(examples=examples, spec='{"class": "Nope", "params": {}}')
-    component = SquadTransform(examples=examples, spec=spec_lib.MobileBertQaSpec())
+        SquadTransform(examples=examples, spec='{"class": "Nope", "params": {}}',
+                       length_buckets=8)
+    component = SquadTransform(examples=examples, spec=spec_lib.MobileBertQaSpec(),
+                               length_buckets=8)
     uri, config = executor.read_windowing(component.exec_properties[executor.WINDOWING_KEY])
     assert uri == spec_lib.MobileBertQaSpec().uri
     assert config == WindowConfig(384, 64, 128, True)
@@ -155,7 +157,7 @@ def test_only_windowing_settings_are_the_cache_key():
     spec = spec_lib.MobileBertQaSpec()
 
     def key(model_spec):
-        return SquadTransform(examples=examples, spec=model_spec).exec_properties
+        return SquadTransform(examples=examples, spec=model_spec, length_buckets=8).exec_properties
 
     same = spec.replace(learning_rate=1e-3, distribution_strategy="mirrored",
                         default_batch_size=8, dropout_rate=0.2, model_dir="/tmp/elsewhere")

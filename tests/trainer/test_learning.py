@@ -33,6 +33,7 @@ from components.qa import spec as spec_lib
 from components.squad_transform import length_buckets
 from components.trainer import run_fn
 from pipelines import demo
+from pipelines.config import PipelineConfig
 
 # The demo's settings, with 650 training steps instead of 800.
 QUESTIONS = 2000
@@ -80,7 +81,7 @@ def train_and_score(root: str, questions: int, train_steps: int, batch_size: int
     ))
     transform_graph = os.path.join(root, "transform_graph")
     padded_lengths = length_buckets.analyze_lengths(
-        train_lengths, length_buckets.DEFAULT_NUM_BUCKETS, spec.seq_len, transform_graph)
+        train_lengths, PipelineConfig.length_buckets, spec.seq_len, transform_graph)
     logging.info("%d train windows (length buckets %s), %d eval windows", len(train_lengths),
                  sorted(set(padded_lengths)), num_eval)
     train_start = time.time()
