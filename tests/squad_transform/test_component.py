@@ -125,6 +125,10 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog, num
         assert stats["length_buckets"] is None and not tf.io.gfile.listdir(graph.uri)
         return
     table = length_buckets.read_padded_lengths(graph.uri, 96)
+    # The train split's windows, and only they, were analysed (the analysis itself is
+    # checked against numpy in test_length_buckets.py).
+    assert table == length_buckets.analyze_lengths(train_lengths, num_buckets, 96,
+                                                   str(tmp_path / "train_lengths_graph"))
     assert stats["length_buckets"]["padded_lengths"] == sorted(set(table))
     assert graph.get_string_custom_property("padded_lengths") == ",".join(
         map(str, sorted(set(table))))
