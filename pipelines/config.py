@@ -91,6 +91,8 @@ class PipelineConfig:
         SavedModel.
       require_task_library: push only a shipped file that answers in the TFLite Task
         Library's BertQuestionAnswerer (seq_len 384, query_len 64).
+      min_task_library_f1: push only a shipped file whose F1, as the Task Library answers
+        every eval question (its first window only, as on the device), reaches this (0: off).
       null_score_diff_threshold: SQuAD 2.0: answer '' when the null score beats the best
         span by more than this (logits); written into the shipped file's metadata.
       tune_null_threshold: SQuAD 2.0: use instead the best-F1 threshold on the eval split.
@@ -139,6 +141,7 @@ class PipelineConfig:
     regression_confidence: float = GateConfig.regression_confidence
     max_quantization_drop: float = GateConfig.max_quantization_drop
     require_task_library: bool = GateConfig.require_task_library
+    min_task_library_f1: float = GateConfig.min_task_library_f1
     null_score_diff_threshold: float = 0.0
     tune_null_threshold: bool = False
     quantizations: list[str] = dataclasses.field(default_factory=lambda: ["dynamic"])

@@ -92,6 +92,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         regression_confidence=config.regression_confidence,
         max_quantization_drop=config.max_quantization_drop,
         require_task_library=config.require_task_library,
+        min_task_library_f1=config.min_task_library_f1,
         null_score_diff_threshold=config.null_score_diff_threshold,
         tune_null_threshold=config.tune_null_threshold,
     )

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO
 
+from components.evaluator import device_scores
 from components.qa import progress
 from pipelines import report
 from pipelines.config import REMOTE_PREFIXES, RUN_DIR, ConfigError, PipelineConfig
@@ -185,6 +186,8 @@ def evaluation_figures(evaluation: dict) -> list[str]:
     lines = [f"{evaluation['num_questions']} {evaluation['eval_split']} questions"]
     lines += [report.model_scores(name, scores)
               for name, scores in evaluation["models"].items()]
+    if "task_library" in evaluation:
+        lines.append(device_scores.describe(evaluation["task_library"]))
     blessing = evaluation["blessing"]
     if blessing["blessed"]:
         lines.append(f"blessed: {len(blessing.get('checks', []))} checks passed")

@@ -35,6 +35,7 @@ class QaEvaluatorSpec(types.ComponentSpec):
         executor.REGRESSION_CONFIDENCE_KEY: component_spec.ExecutionParameter(type=float),
         executor.MAX_QUANTIZATION_DROP_KEY: component_spec.ExecutionParameter(type=float),
         executor.REQUIRE_TASK_LIBRARY_KEY: component_spec.ExecutionParameter(type=bool),
+        executor.MIN_TASK_LIBRARY_F1_KEY: component_spec.ExecutionParameter(type=float),
         executor.TUNE_NULL_THRESHOLD_KEY: component_spec.ExecutionParameter(type=bool),
     }
     INPUTS = {
@@ -83,6 +84,7 @@ class QaEvaluator(base_component.BaseComponent):
         regression_confidence: float = 0.95,
         max_quantization_drop: float = 1.0,
         require_task_library: bool = True,
+        min_task_library_f1: float = 0.0,
         tune_null_threshold: bool = False,
     ):
         """Builds the component.
@@ -108,6 +110,9 @@ class QaEvaluator(base_component.BaseComponent):
             own SavedModel.
           require_task_library: bless only if the shipped file answers in the TFLite Task
             Library's `BertQuestionAnswerer` (seq_len 384, query_len 64, uncased).
+          min_task_library_f1: bless only if the shipped file's F1 as the Task Library
+            answers every eval question (its first window only, as on the device) reaches
+            this (0: off).
           quantizations: TFLite formats to export and score, the first being the one to
             ship (`components.qa.tflite.QUANTIZATIONS`).
           version_2_with_negative: SQuAD 2.0 (unanswerable questions) or 1.1; None: 2.0 when
@@ -130,7 +135,8 @@ class QaEvaluator(base_component.BaseComponent):
             raise ValueError(f"quantizations has {calibrated}: pass transformed_examples (its "
                              "train windows calibrate them)")
         gate.GateConfig(regression_confidence=float(regression_confidence),
-                        max_quantization_drop=float(max_quantization_drop)).validate()
+                        max_quantization_drop=float(max_quantization_drop),
+                        min_task_library_f1=float(min_task_library_f1)).validate()
         if max_eval_examples < 0:
             raise ValueError(f"max_eval_examples={max_eval_examples} must be >= 0 (0: all)")
         if isinstance(spec, spec_lib.BertQaSpec):
@@ -154,6 +160,7 @@ class QaEvaluator(base_component.BaseComponent):
             regression_confidence=float(regression_confidence),
             max_quantization_drop=float(max_quantization_drop),
             require_task_library=bool(require_task_library),
+            min_task_library_f1=float(min_task_library_f1),
             tune_null_threshold=bool(tune_null_threshold),
             evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=channel.Channel(type=standard_artifacts.ModelBlessing),

@@ -8,16 +8,20 @@ Steps (each logged):
 3. convert the SavedModel to TFLite in each requested quantization (`components.qa.tflite`;
    'int8' and 'int16x8' are calibrated on a sample of the train split's windows), score each
    file the same way, measure its agreement with the SavedModel on eval windows, its size,
-   its F1 drop and its invoke latency at 1 thread (SQuAD 2.0: at
+   its F1 drop, its invoke latency at 1 thread and the ops it computes in float
+   (`tflite.float_ops`) (SQuAD 2.0: at
    `null_score_diff_threshold`, or with `tune_null_threshold` at the SavedModel's
    best-F1 threshold on this split, as the official script's `best_f1_thresh`; the
    threshold and the window settings go into each file's metadata, `serving_config`);
-   and whether it works in the TFLite Task Library (`components.qa.task_library`);
+   and whether it works in the TFLite Task Library (`components.qa.task_library`); the
+   shipped file also answers every question in the Task Library's `BertQuestionAnswerer`
+   (first window only, as on the device: `components.evaluator.device_scores`);
 4. convert the baseline model (the latest blessed one), if any, as the shipped file (the
    first quantization) and score it on the same questions (the TFLite files of steps 3
    and 4 are answered in one Beam pipeline);
 5. bless by the checks of `components.evaluator.gate` (thresholds, quantization drop, a
-   significant regression of the shipped file against the baseline's, Task Library);
+   significant regression of the shipped file against the baseline's, Task Library, and
+   with `min_task_library_f1` its Task Library F1);
 6. write the evaluation (`metrics.json`, `predictions.json`, `nbest_predictions.json`,
    `null_odds.json` for SQuAD 2.0, `tflite/<quantization>/model.tflite`,
    `baseline/tflite/<quantization>/model.tflite`, `report.html`, `model_card.md` and
@@ -45,7 +49,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
 from components import beam_executor
-from components.evaluator import gate, model_card, report, scoring
+from components.evaluator import device_scores, gate, model_card, report, scoring
 from components.qa import (
     answering,
     encoders,
@@ -71,6 +75,7 @@ MAX_EVAL_EXAMPLES_KEY = "max_eval_examples"
 REGRESSION_CONFIDENCE_KEY = "regression_confidence"
 MAX_QUANTIZATION_DROP_KEY = "max_quantization_drop"
 REQUIRE_TASK_LIBRARY_KEY = "require_task_library"
+MIN_TASK_LIBRARY_F1_KEY = "min_task_library_f1"
 TUNE_NULL_THRESHOLD_KEY = "tune_null_threshold"
 NULL_THRESHOLD_RESULT = "null_score_diff_threshold"
 
@@ -198,17 +203,25 @@ class _Scorer:
         self.threads = threads
         self.config = windows.WindowConfig.from_spec(spec)
 
-    def score(self, paths: Mapping[str, str]) -> dict[str, tuple[dict, postprocess.Answers]]:
-        """Each model's (official metrics at `null_threshold`, answers at it), by name."""
+    def score(self, paths: Mapping[str, str], task_library_paths: Mapping[str, str] = {}
+              ) -> dict[str, tuple[dict, postprocess.Answers]]:
+        """Each model's (official metrics at `null_threshold`, answers at it), by name; and
+        each file of `task_library_paths` answered in the Task Library (no null threshold:
+        the official metrics of its best answers)."""
         settings = answering.AnswerSettings(
             batch_size=self.spec.predict_batch_size, version_2_with_negative=self.version_2,
             null_score_diff_threshold=self.null_threshold)
         scored = scoring.answer_on_beam(
             self.make_pipeline(), self.records_pattern, paths, self.examples, self.vocab_path,
-            self.config, settings, self.work_dir, self.threads)
+            self.config, settings, self.work_dir, self.threads, task_library_paths)
         results = {}
         for name, model in scored.items():
-            results[name] = self.metrics(model.answers)
+            if name in task_library_paths:
+                official = metrics.evaluate_examples(
+                    self.examples, model.answers.predictions, version_2=self.version_2)
+                results[name] = _headline(official), model.answers
+            else:
+                results[name] = self.metrics(model.answers)
             logging.info("%s: EM %.2f, F1 %.2f", name, results[name][0]["exact_match"],
                          results[name][0]["f1"])
         return results
@@ -352,13 +365,19 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
                                  representative, serving)
             paths[tflite_name(quantization)] = path
+        sample = examples[0]
+        compatibility = {
+            q: task_library.compatibility(paths[tflite_name(q)], spec.query_len,
+                                         spec.do_lower_case, sample.context, sample.question)
+            for q in quantizations}
+        on_device = ({device_scores.TASK_LIBRARY_NAME: paths[shipped]}
+                     if compatibility[quantizations[0]]["compatible"] else {})
         if baseline:
             paths[BASELINE_NAME] = self._export_baseline(
                 artifact_utils.get_single_instance(baseline), quantizations[0], scorer,
                 evaluation.uri, representative)
-        scored = scorer.score(paths)
+        scored = scorer.score(paths, on_device)
         agreement_windows = scorer.agreement_windows()
-        sample = examples[0]
         for quantization in quantizations:
             name = tflite_name(quantization)
             path = paths[name]
@@ -371,17 +390,31 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             result["agreement"] = tflite.compare_with_saved_model(
                 saved_model_dir, path, agreement_windows)
             logging.info("%s vs SavedModel: %s", name, result["agreement"])
-            result["task_library"] = task_library.compatibility(
-                path, spec.query_len, spec.do_lower_case, sample.context, sample.question)
+            result["task_library"] = compatibility[quantization]
             logging.info("%s in the Task Library: %s", name, result["task_library"])
             models[name] = result
             scores[name] = scorer.question_scores(lite_answers)
+        if on_device:
+            official, device_answers = scored[device_scores.TASK_LIBRARY_NAME]
+            scores[device_scores.TASK_LIBRARY_NAME] = scorer.question_scores(device_answers)
+            device = device_scores.summarize(
+                shipped, official["official"], scores[device_scores.TASK_LIBRARY_NAME],
+                scores[shipped], device_scores.beyond_kept_context(
+                    examples, vocab_path, spec.do_lower_case),
+                examples, device_answers.predictions)
+        else:
+            device = device_scores.not_answered(
+                shipped, compatibility[quantizations[0]]["problems"])
+        logging.info("%s", device_scores.describe(device))
 
         checks = gate.threshold_checks(models, bool(baseline), gate_config)
         checks.append(gate.quantization_check(shipped, models[shipped]["f1"],
                                               models[SAVED_MODEL_NAME]["f1"], gate_config))
         checks.append(gate.task_library_check(shipped, models[shipped]["task_library"],
                                               gate_config))
+        device_check = gate.task_library_f1_check(shipped, device, gate_config)
+        if device_check:
+            checks.append(device_check)
         baseline_result = None
         if baseline:
             baseline_result, baseline_answers = scored[BASELINE_NAME]
@@ -405,6 +438,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             "exact_match": models[SAVED_MODEL_NAME]["exact_match"],
             "f1": models[SAVED_MODEL_NAME]["f1"],
             "models": models,
+            "task_library": device,
             "baseline": baseline_result,
             "blessing": {"blessed": blessed, "reasons": reasons,
                          "checks": [dataclasses.asdict(c) for c in checks],

@@ -9,7 +9,9 @@ All figures are SQuAD points (0-100) of the official metrics. The checks:
   points AND the difference is significant (a paired bootstrap over the questions: the
   `regression_confidence` interval of candidate − baseline lies below 0);
 - Task Library: with `require_task_library`, the shipped file loads in the TFLite Task
-  Library's `BertQuestionAnswerer` (see `components.qa.task_library`).
+  Library's `BertQuestionAnswerer` (see `components.qa.task_library`);
+- Task Library F1: with `min_task_library_f1` > 0, the shipped file's F1 as the Task
+  Library answers (its first window only, as on the device) reaches it.
 A first model (no baseline) with `min_exact_match` = `min_f1` = 0 passes with the reason
 "no accuracy gate applied", stated as such in the blessing and the model card.
 """
@@ -40,12 +42,13 @@ class GateConfig:
     regression_confidence: float = 0.95
     max_quantization_drop: float = 1.0
     require_task_library: bool = True
+    min_task_library_f1: float = 0.0
 
     def errors(self) -> list[str]:
         """What is wrong with these settings, each naming its setting (empty: nothing)."""
         errors = [f"{name}={getattr(self, name)} must be in [0, 100] (SQuAD points)"
                   for name in ("min_exact_match", "min_f1", "max_regression",
-                               "max_quantization_drop")
+                               "max_quantization_drop", "min_task_library_f1")
                   if not 0.0 <= getattr(self, name) <= 100.0]
         if not 0.0 < self.regression_confidence < 1.0:
             errors.append(f"regression_confidence={self.regression_confidence} must be in "
@@ -188,6 +191,25 @@ def task_library_check(shipped: str, compatibility: Mapping, config: GateConfig)
         return Check("task_library", True, f"shipped {shipped} {status} "
                      "(not required: require_task_library is false)")
     return Check("task_library", bool(compatibility["compatible"]), f"shipped {shipped} {status}")
+
+
+def task_library_f1_check(shipped: str, device: Mapping, config: GateConfig) -> Check | None:
+    """`min_task_library_f1` on the shipped file's Task Library F1 (None when it is 0).
+
+    `device`: metrics.json's `task_library` (`f1` is None when the file could not be
+    answered in the Task Library: the check fails then)."""
+    if not config.min_task_library_f1:
+        return None
+    f1 = device.get("f1")
+    if f1 is None:
+        return Check("task_library_f1", False, f"shipped {shipped} has no Task Library F1 (it "
+                     f"does not answer in the Task Library) < min_task_library_f1 "
+                     f"{config.min_task_library_f1:.2f}")
+    passed = f1 >= config.min_task_library_f1
+    return Check("task_library_f1", passed,
+                 f"shipped {shipped} Task Library F1 {f1:.2f} {'>=' if passed else '<'} "
+                 f"min_task_library_f1 {config.min_task_library_f1:.2f} (windowed F1 "
+                 f"{device['windowed_f1']:.2f})")
 
 
 def bless(checks: Sequence[Check]) -> tuple[bool, list[str]]:

@@ -14,6 +14,8 @@ Anything absent (no windows artifact, no training record, no span) is stated as
 - `evaluation`: `eval_split`, `num_questions`, `squad_version`, `null_score_diff_threshold`,
   `shipped`, `models` {name: `exact_match`, `f1`, TFLite files also `f1_vs_saved_model`
   (F1 − the SavedModel's), `size_bytes`, `task_library`, `agreement`, `latency_ms`},
+  `task_library` (the shipped file answered in the Task Library: metrics.json's
+  `task_library`, `components.evaluator.device_scores`),
   `baseline` (None, or its EM/F1, URI and `difference` intervals), `blessing` {`blessed`,
   `reasons`, `checks`, `thresholds`};
 - `versions`: {package: version or "not installed"}, `python` included.
@@ -40,6 +42,7 @@ from tfx import types
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.evaluator import device_scores
 from components.evaluator.gate import NO_GATE
 from components.qa import spec as spec_lib
 from components.squad_example_gen import executor as example_gen
@@ -118,6 +121,7 @@ def _evaluation(summary: Mapping) -> dict[str, Any]:
         "squad_version": "2.0" if summary["version_2_with_negative"] else "1.1",
         "null_score_diff_threshold": summary["serving_config"]["null_score_diff_threshold"],
         "models": models,
+        "task_library": summary.get("task_library", NOT_RECORDED),
         "baseline": None if summary["baseline"] is None else {
             k: summary["baseline"][k] for k in ("model_uri", "exact_match", "f1", "difference")},
         "blessing": {**{k: blessing[k] for k in ("blessed", "reasons", "checks")},
@@ -194,7 +198,10 @@ def _evaluation_md(ev: Mapping) -> list[str]:
                       r.get("size_bytes", "–"), r.get("latency_ms", "–"),
                       r.get("agreement", "–")) for n, r in ev["models"].items()])
     lines += ["TFLite Task Library (BertQuestionAnswerer):", ""]
-    lines += [_task_library(n, r["task_library"]) for n, r in lite] + ["", "## Baseline", ""]
+    lines += [_task_library(n, r["task_library"]) for n, r in lite] + [""]
+    device = ev["task_library"]
+    lines += ["On the device: " + (device_scores.describe(device) if isinstance(device, Mapping)
+                                   else device) + ".", "", "## Baseline", ""]
     baseline = ev["baseline"]
     if baseline is None:
         lines += ["No baseline model (no earlier blessed model to compare with).", ""]

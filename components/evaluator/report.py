@@ -1,8 +1,10 @@
 """The QaEvaluator's HTML report: one self-contained page (plots embedded as base64 PNGs).
 
 Plots: EM/F1 of each evaluated model (the SavedModel and each TFLite format), F1 by
-passage length and by answer length (buckets of words), and the shipped file against the
-baseline's. The numbers come from `metrics.json` (see the executor) and the per-question F1.
+passage length and by answer length (buckets of words; also of the shipped file as the
+Task Library answers, which reads only a passage's first window), and the shipped file
+against the baseline's. The numbers come from `metrics.json` (see the executor) and the
+per-question F1.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 
+from components.evaluator import device_scores
 from components.qa.squad import SquadExample
 
 # (label, lowest word count) of the buckets, in order; a bucket ends where the next starts.
@@ -126,6 +129,9 @@ def render_report(
         for n, m in models.items()
     )
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in blessing["reasons"])
+    device = metrics.get("task_library")
+    device_line = (f"<p>On the device: {html.escape(device_scores.describe(device))}.</p>"
+                   if device else "")
     plots = "".join(f'<img alt="plot" src="data:image/png;base64,{png}">' for png in images)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>QA evaluation</title>
@@ -138,6 +144,7 @@ img{{display:block;margin:1em 0;max-width:100%}}</style></head><body>
 <ul>{reasons}</ul>
 <table><tr><th>model</th><th>EM</th><th>F1</th><th>size</th>
 <th>TFLite vs SavedModel (max |Δlogit|, same best span)</th></tr>{rows}</table>
+{device_line}
 {plots}
 </body></html>
 """

@@ -25,7 +25,7 @@ import tensorflow as tf
 from absl import logging
 from apache_beam.metrics.metric import MetricsFilter
 
-from components.qa import answering, inference, postprocess, progress, squad
+from components.qa import answering, inference, postprocess, progress, squad, task_library
 from components.qa import windows as windows_lib
 
 METRICS_NAMESPACE = "QaEvaluator"
@@ -61,7 +61,10 @@ class ScoredModel:
 
 class AnswerQuestions(beam.DoFn):
     """Batches of serialized question tf.Examples -> one JSON line per question answered
-    by the model at `model_path` (a SavedModel or a .tflite file).
+    by the model at `model_path`: a SavedModel or a .tflite file over sliding windows
+    (`answering.answer_batch`), or, with `task_library`, a .tflite file in the TFLite Task
+    Library's `BertQuestionAnswerer` (its first window only: `components.qa.task_library`;
+    its best answer is the prediction, its answers the n-best).
 
     Records whose id is not in `question_ids` are passed over (the executor's
     `max_eval_examples`). The windows are cut with `config` at the model's own `seq_len`.
@@ -69,7 +72,8 @@ class AnswerQuestions(beam.DoFn):
 
     def __init__(self, name: str, model_path: str, vocab_path: str,
                  config: windows_lib.WindowConfig, question_ids: frozenset[str],
-                 settings: answering.AnswerSettings, threads: int | None):
+                 settings: answering.AnswerSettings, threads: int | None,
+                 task_library: bool = False):
         self._name = name
         self._threads = threads
         self._model_path = model_path
@@ -77,6 +81,7 @@ class AnswerQuestions(beam.DoFn):
         self._config = config
         self._question_ids = question_ids
         self._settings = settings
+        self._task_library = task_library
         self._questions = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{name}/questions")
         self._windows = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{name}/windows")
         self._first_start = beam.metrics.Metrics.distribution(
@@ -89,6 +94,9 @@ class AnswerQuestions(beam.DoFn):
         self._progress = None
 
     def setup(self):
+        if self._task_library:
+            self._predictor = task_library.load(self._model_path, self._threads)
+            return
         if self._threads:
             _limit_tensorflow_threads(self._threads)
         self._predictor = inference.load_predictor(self._model_path, self._threads)
@@ -107,15 +115,26 @@ class AnswerQuestions(beam.DoFn):
     def teardown(self):
         if self._progress is not None:
             self._progress.close()
-        if self._predictor is not None:
+        if self._predictor is not None and not self._task_library:
             self._predictor.close()
+
+    def _answer(self, questions: Sequence[squad.SquadExample]) -> tuple[postprocess.Answers, int]:
+        """The questions' answers and the windows read."""
+        if not self._task_library:
+            return answering.answer_batch(self._predictor, questions, self._maker,
+                                          self._settings)
+        answers = postprocess.Answers()
+        for question in questions:
+            best = task_library.answers(self._predictor, question.context, question.question)
+            answers.predictions[question.id] = best[0]["text"] if best else ""
+            answers.nbest[question.id] = best
+        return answers, len(questions)
 
     def process(self, records: Sequence[bytes]) -> Iterable[str]:
         started_ms = int(time.time() * 1000)
         questions = [q for q in map(squad.from_tf_example, records)
                      if q.id in self._question_ids]
-        answers, num_windows = answering.answer_batch(
-            self._predictor, questions, self._maker, self._settings)
+        answers, num_windows = self._answer(questions)
         self._questions.inc(len(questions))
         self._windows.inc(num_windows)
         ended_ms = int(time.time() * 1000)
@@ -141,12 +160,13 @@ def answer_on_beam(
     settings: answering.AnswerSettings,
     work_dir: str,
     threads: int | None = None,
+    task_library_models: Mapping[str, str] | None = None,
 ) -> dict[str, ScoredModel]:
     """Answers `questions` (read from `records_pattern`) with each model (name -> path)
-    in one Beam pipeline; the answers by model name. `work_dir` (emptied before, removed
-    after) holds the answers between the workers and this process. `threads`: each
-    worker's CPU threads (`beam_executor.threads_per_worker`; None: the runtimes'
-    defaults)."""
+    and each .tflite file of `task_library_models` (name -> path) in the Task Library, in
+    one Beam pipeline; the answers by name. `work_dir` (emptied before, removed after)
+    holds the answers between the workers and this process. `threads`: each worker's CPU
+    threads (`beam_executor.threads_per_worker`; None: the runtimes' defaults)."""
     if tf.io.gfile.exists(work_dir):  # an interrupted attempt's answers
         tf.io.gfile.rmtree(work_dir)
     question_ids = frozenset(q.id for q in questions)
@@ -158,16 +178,22 @@ def answer_on_beam(
                                         record_metrics=False)
         | "Reshuffle" >> beam.Reshuffle()
     )
+    answerers = {name: (path, False) for name, path in models.items()}
+    answerers.update((name, (path, True)) for name, path in (task_library_models or {}).items())
+    if len(answerers) != len(models) + len(task_library_models or {}):
+        raise ValueError(f"The models {list(models)} and the Task Library's "
+                         f"{list(task_library_models or {})} need distinct names")
     prefixes = {}
-    for number, (name, path) in enumerate(models.items()):
+    for number, (name, (path, in_task_library)) in enumerate(answerers.items()):
         prefixes[name] = os.path.join(work_dir, str(number), ANSWERS_FILE_PREFIX)
         _ = (
             batches
             | f"Answer[{name}]" >> beam.ParDo(AnswerQuestions(
-                name, path, vocab_path, config, question_ids, settings, threads))
+                name, path, vocab_path, config, question_ids, settings, threads,
+                in_task_library))
             | f"Write[{name}]" >> beam.io.WriteToText(prefixes[name], file_name_suffix=".jsonl")
         )
-    logging.info("Answering %d questions with %s on Beam", len(questions), list(models))
+    logging.info("Answering %d questions with %s on Beam", len(questions), list(answerers))
     try:
         result = pipeline.run()
         result.wait_until_finish()
@@ -180,7 +206,7 @@ def answer_on_beam(
     counters = {c.key.metric.name: c.committed or 0 for c in metrics["counters"]}
     spans = {d.key.metric.name: d.committed for d in metrics["distributions"]}
     scored = {}
-    for name in models:
+    for name in answerers:
         start, end = spans.get(f"{name}/batch_start_ms"), spans.get(f"{name}/batch_end_ms")
         batch_ms = spans.get(f"{name}/batch_ms")
         seconds = (end.max - start.min) / 1000 if start and end and start.count else 0.0

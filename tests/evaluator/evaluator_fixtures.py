@@ -111,13 +111,13 @@ def windows_artifact(root, vocab, questions) -> standard_artifacts.Examples:
     return artifact
 
 
-def model_artifact(root, vocab, keyword: str, model_id: int,
-                   seq_len: int = SEQ_LEN) -> standard_artifacts.Model:
+def model_artifact(root, vocab, keyword: str, model_id: int, seq_len: int = SEQ_LEN,
+                   runner_up: tuple[str, float] | None = None) -> standard_artifacts.Model:
     artifact = standard_artifacts.Model()
     artifact.uri = str(root / f"model_{keyword}_{seq_len}")
     artifact.id = model_id
     save_keyword_model(os.path.join(artifact.uri, "Format-Serving"), vocab, seq_len=seq_len,
-                       keyword=keyword)
+                       keyword=keyword, runner_up=runner_up)
     return artifact
 
 

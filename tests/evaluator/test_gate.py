@@ -121,7 +121,8 @@ def test_the_task_library_requirement_can_be_turned_off():
 
 
 @pytest.mark.parametrize("settings", [{"regression_confidence": 1.0},
-                                      {"max_quantization_drop": -1.0}])
+                                      {"max_quantization_drop": -1.0},
+                                      {"min_task_library_f1": 101.0}])
 def test_bad_gate_settings_are_refused(settings):
     with pytest.raises(ValueError, match=next(iter(settings))):
         gate.GateConfig(**settings).validate()

@@ -348,3 +348,72 @@ def test_through_the_vertex_entrypoint_the_blessing_names_models_by_resource_nam
     assert blessing["metadata"]["current_model_id"] == names["model"]
     assert blessing["metadata"]["baseline_model_id"] == names["baseline_model"]
     assert blessing["metadata"]["current_model"] == houston.uri
+
+
+def _passage(fillers: int) -> str:
+    """`fillers` one-token words, then the answer: its token is context token fillers + 1."""
+    return "the " * fillers + "houston ."
+
+
+def test_the_task_library_f1_counts_the_answers_past_its_one_window_and_gates(tmp_path):
+    """The shipped file answers in the real BertQuestionAnswerer, which reads only the first
+    384 - 3 - 5 = 376 passage tokens here (query "where was she born ?"): the answer as the
+    376th token is found, as the 377th it is not; the windowed answering finds both."""
+    vocab = write_vocab(tmp_path)
+    spec_384 = SPEC.replace(seq_len=384, query_len=64, doc_stride=128)
+    model = model_artifact(tmp_path, vocab, "houston", 31, seq_len=384)
+    lengths = [0, 20, 100, 375, 375, 376, 376, 600, 40, 10]  # 3 past what it reads
+    questions = [question(f"q{i}", "houston", _passage(n)) for i, n in enumerate(lengths)]
+    summary, evaluation, _ = run_evaluator(
+        tmp_path / "run", examples_artifact(tmp_path / "run", questions), model,
+        **{executor.SPEC_KEY: spec_384.to_json(), executor.REQUIRE_TASK_LIBRARY_KEY: True})
+    device = summary["task_library"]
+    assert device["windowed_f1"] == summary["models"]["tflite_dynamic"]["f1"] == 100.0
+    assert device["beyond_kept_context"] == {"questions": 3, "share": 0.3,
+                                             "windowed_f1": 100.0, "task_library_f1": 0.0}
+    # Below the windowed F1 by exactly the share of answers it cannot see.
+    assert device["f1"] == pytest.approx(device["windowed_f1"] - 100 * 0.3)
+    assert device["official"]["f1"] == pytest.approx(70.0)
+    assert device["exact_match"] == pytest.approx(70.0)
+    with open(os.path.join(evaluation.uri, "model_card.md"), encoding="utf-8") as f:
+        assert ("Task Library (tflite_dynamic): EM 70.00 F1 70.00 (windowed F1 100.00); "
+                "answers past what it reads: 30.0% of questions") in f.read()
+    assert summary["blessing"]["blessed"] is True  # min_task_library_f1 is 0: no check
+    assert "task_library_f1" not in [c["name"] for c in summary["blessing"]["checks"]]
+
+    for minimum, blessed in ((70.0, True), (70.5, False)):
+        root = tmp_path / f"gate{minimum}"
+        summary, _, blessing = run_evaluator(
+            root, examples_artifact(root, questions), model,
+            **{executor.SPEC_KEY: spec_384.to_json(), executor.REQUIRE_TASK_LIBRARY_KEY: True,
+               executor.MIN_TASK_LIBRARY_F1_KEY: minimum})
+        assert summary["blessing"]["blessed"] is blessed
+        check = next(c for c in summary["blessing"]["checks"] if c["name"] == "task_library_f1")
+        assert check["detail"] == (
+            f"shipped tflite_dynamic Task Library F1 70.00 {'>=' if blessed else '<'} "
+            f"min_task_library_f1 {minimum:.2f} (windowed F1 100.00)")
+        assert os.path.exists(os.path.join(
+            blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"))
+
+
+def test_squad_2_the_task_library_answers_unanswerable_questions_and_is_scored_so(tmp_path):
+    """It has no null threshold: an unanswerable question gets its best span (F1 0), where
+    the windowed answering answers '' when the null score is close enough to the best
+    span's (here "texas", 2 + 2.1 = 4.1 against "houston"'s 10.1: threshold -5)."""
+    vocab = write_vocab(tmp_path)
+    spec_384 = SPEC.replace(seq_len=384, query_len=64, doc_stride=128)
+    model = model_artifact(tmp_path, vocab, "houston", 41, seq_len=384, runner_up=("texas", 2.0))
+    questions = [question("a0", "houston"), question("a1", "houston"),
+                 question("n0", None, "she was born in texas ."),
+                 question("n1", None, "she sang in texas .")]
+    summary, evaluation, _ = run_evaluator(
+        tmp_path, examples_artifact(tmp_path, questions), model,
+        **{executor.SPEC_KEY: spec_384.to_json(), executor.REQUIRE_TASK_LIBRARY_KEY: True,
+           executor.VERSION_2_KEY: True, executor.NULL_SCORE_DIFF_THRESHOLD_KEY: -5.0})
+    device = summary["task_library"]
+    with open(os.path.join(evaluation.uri, "predictions.json"), encoding="utf-8") as f:
+        assert json.load(f) == {"a0": "houston", "a1": "houston", "n0": "", "n1": ""}
+    assert device["unanswerable"] == {"questions": 2, "left_unanswered": 0}
+    assert device["official"]["HasAns_f1"] == 100.0 and device["official"]["NoAns_f1"] == 0.0
+    assert device["f1"] == 50.0
+    assert device["windowed_f1"] == summary["models"]["tflite_dynamic"]["f1"] == 100.0

@@ -129,6 +129,7 @@ def test_valid_local_config_passes_and_creates_output_dirs(local_config):
     ("min_f1=101", "min_f1=101.0 must be in"),
     ("max_regression=-1", "max_regression"),
     ("max_quantization_drop=-0.5", "max_quantization_drop=-0.5 must be in"),
+    ("min_task_library_f1=100.5", "min_task_library_f1=100.5 must be in"),
     ("regression_confidence=1", "regression_confidence=1.0 must be in"),
     ("quantizations=int4", "quantizations"),
     ("train_steps=0", "train_steps=0"),

@@ -130,6 +130,11 @@ def test_mbqa_demo_prints_a_short_report_and_logs_the_rest_to_its_file(rerun):
         assert any(node in line for line in lines), node  # one line as it starts and ends
     assert any("SquadTransform cached" in line for line in lines), result.stdout
     assert any(line.startswith("Pushed model:") for line in lines), result.stdout
+    # The shipped file's F1 as the device answers, beside the windowed F1; the demo's
+    # passages fit in the Task Library's one window.
+    device = [line for line in lines if "Task Library (tflite_dynamic): EM" in line]
+    assert len(device) == 1 and "(windowed F1 " in device[0], result.stdout
+    assert device[0].endswith("answers past what it reads: 0.0% of questions"), device
     assert "Component Trainer is running." in log  # TFX's own logs went to the file
     assert "tensorflow" in log.lower()
     assert tmp_files == []  # nothing left in the temp directory
@@ -226,6 +231,7 @@ def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun,
     assert len(result.stdout.splitlines()) <= MAX_REPORT_LINES, result.stdout
     assert "QaEvaluator complete" in result.stdout and "NOT blessed: " in result.stdout
     assert "Not pushed to " in result.stdout and "< min 100.00" in result.stdout
+    assert "Task Library (tflite_dynamic): not answered: input shapes" in result.stdout
     assert os.listdir(tmp_dir) == []
     after = _states(config)
     for node in ("SquadExampleGen", "SquadTransform", "Trainer", "QaEvaluator"):
