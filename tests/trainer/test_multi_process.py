@@ -6,6 +6,7 @@ Each job runs tests/trainer/train_process.py (`train_and_export`) in subprocesse
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -80,23 +81,65 @@ def test_a_dead_worker_fails_the_survivor_clearly_without_hanging(
     assert not os.path.exists(tmp_path / "serving")
 
 
-def test_parameter_server_cluster_trains_and_exports(tiny_spec, window_files, tmp_path):
+def _parameter_server_job(args: dict, root, name: str,
+                          kill_chief_at: str | None = None) -> tuple[int, str]:
+    """Chief, worker and ps: three processes of `train_and_export` with their TF_CONFIG, as
+    each replica of a training job runs it (the worker and ps only serve:
+    `strategies.serve_cluster_task`). (the chief's exit status, its log); with
+    `kill_chief_at`, the chief is killed (SIGKILL) once its log shows that text."""
     ports = fixtures.free_ports(3)
     cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"],
                "ps": [f"127.0.0.1:{ports[2]}"]}
-    args = _args(tiny_spec, window_files, tmp_path, "parameter_server",
-                 in_process_servers=["worker", "ps"])
-    log = str(tmp_path / "chief.log")
-    process = fixtures.start_training(
-        args, log, {"cluster": cluster, "task": {"type": "chief", "index": 0}}
-    )
-    code, text = fixtures.finish(process, log, JOB_TIMEOUT_S)
+    logs = {task: str(root / f"{name}-{task}.log") for task in ("chief", "worker", "ps")}
+    servers = {task: fixtures.start_training(
+        args, logs[task], {"cluster": cluster, "task": {"type": task, "index": 0}})
+        for task in ("worker", "ps")}
+    try:
+        for task, server in servers.items():
+            fixtures.wait_for_log(logs[task], f"Serving as {task}:0 of the parameter-server "
+                                  "cluster", server, JOB_TIMEOUT_S)
+        chief = fixtures.start_training(
+            args, logs["chief"], {"cluster": cluster, "task": {"type": "chief", "index": 0}})
+        if kill_chief_at:
+            fixtures.wait_for_log(logs["chief"], kill_chief_at, chief, JOB_TIMEOUT_S)
+            chief.send_signal(signal.SIGKILL)
+        code, text = fixtures.finish(chief, logs["chief"], JOB_TIMEOUT_S)
+        assert all(server.poll() is None for server in servers.values())  # still serving
+    finally:
+        for server in servers.values():
+            server.kill()
+    return code, text
+
+
+def test_parameter_server_cluster_trains_and_exports(tiny_spec, window_files, tmp_path):
+    """The chief cannot run a step itself: its 6 steps ran on the worker process."""
+    code, text = _parameter_server_job(
+        _args(tiny_spec, window_files, tmp_path, "parameter_server"), tmp_path, "job")
     assert code == 0, text[-3000:]
     assert "ParameterServerStrategy over" in text
-    assert "/job:worker/replica:0/task:0" in text or "Trained 6 steps" in text
     # Parameter servers back up at epoch ends only: epochs of checkpoint_every_steps.
     assert "[chief:0] step 2/6 (end of epoch 1)" in text
     assert "[chief:0] step 6/6 (end of epoch 3)" in text
+    assert checkpoint_step(str(tmp_path / "model")) == 6
+    assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
+
+
+def test_a_restarted_parameter_server_job_resumes_from_its_last_epoch_end(
+        tiny_spec, window_files, tmp_path):
+    """The chief is killed after its second epoch end (step 4 of 6); the job started again
+    (all three processes, as a retried training job) resumes from the backup, not step 0."""
+    args = _args(tiny_spec, window_files, tmp_path, "parameter_server")
+    code, text = _parameter_server_job(args, tmp_path, "first",
+                                       kill_chief_at="[chief:0] step 4/6 (end of epoch 2)")
+    assert code == -signal.SIGKILL, text[-3000:]
+    assert not os.path.exists(tmp_path / "serving")
+    code, text = _parameter_server_job(args, tmp_path, "again")
+    assert code == 0, text[-3000:]
+    resumed = re.search(r"\[chief:0\] Resumed from checkpoint at step (\d+) of 6 \(epoch (\d)\)",
+                        text)
+    assert resumed and int(resumed[1]) in (2, 4), text[-3000:]  # an epoch end's backup
+    assert int(resumed[1]) == 2 * int(resumed[2])
+    assert "Training from step 0" not in text
     assert checkpoint_step(str(tmp_path / "model")) == 6
     assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
 

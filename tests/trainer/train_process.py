@@ -1,9 +1,8 @@
 """Runs `train_and_export` in its own process, for the multi-process trainer tests.
 
 Usage: python train_process.py '<json>' where the JSON holds `spec` (spec JSON) and the
-keyword arguments of `train_and_export`; `TF_CONFIG` comes from the environment. With
-`"in_process_servers": ["worker", "ps"]` it first starts those tasks' servers in this
-process (TF's parameter-server tutorial's in-process cluster).
+keyword arguments of `train_and_export`; `TF_CONFIG` comes from the environment (a
+parameter-server cluster's worker and ps tasks only serve: `strategies.serve_cluster_task`).
 """
 
 import json
@@ -16,17 +15,9 @@ def main(argv: list[str]) -> int:
     logging.set_verbosity(logging.INFO)
     logging.use_absl_handler()
     args = json.loads(argv[1])
-    import tensorflow as tf
-
     from components.qa import spec as spec_lib
     from components.trainer import run_fn
 
-    servers = []
-    for job in args.pop("in_process_servers", []):
-        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        servers.append(tf.distribute.Server(
-            resolver.cluster_spec(), job_name=job, task_index=0, protocol="grpc", start=True,
-        ))
     spec = spec_lib.spec_from_json(args.pop("spec"))
     result = run_fn.train_and_export(spec, **args)
     logging.info("train_process result: %s", result)
