@@ -1,7 +1,8 @@
 """The six distribution strategies of `spec.distribution_strategy`, and who may write what.
 
 - `off`: the default strategy; `one_device`: `/gpu:0` if there is a GPU, else `/cpu:0`;
-  `mirrored`: all GPUs (`num_gpus=-1`) or the first `num_gpus`, the CPU when there is none.
+  `mirrored`: all GPUs (`num_gpus=-1`) or the first `num_gpus`; without a GPU, every
+  logical CPU device (one, unless the process configured more).
 - `multi_worker_mirrored`: every replica runs the Trainer with `TF_CONFIG` set (as Vertex
   AI does: `cluster` with `chief`/`worker`, `task` type and index); collectives time out
   after `collective_timeout_s`, so a dead peer fails the survivors instead of hanging them.
@@ -86,7 +87,8 @@ def make_strategy(
         gpus = _gpus()
         if spec.num_gpus > len(gpus):
             raise ValueError(f"num_gpus={spec.num_gpus} but only {len(gpus)} GPU(s) are visible")
-        devices = (gpus if spec.num_gpus == -1 else gpus[: spec.num_gpus]) or ["/cpu:0"]
+        devices = (gpus if spec.num_gpus == -1 else gpus[: spec.num_gpus]) or [
+            d.name for d in tf.config.list_logical_devices("CPU")]
         logging.info("MirroredStrategy on %s", devices)
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker_mirrored":

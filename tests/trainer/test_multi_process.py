@@ -14,7 +14,7 @@ import pytest
 from components.squad_transform import length_buckets
 from components.trainer import run_fn
 from tests.trainer import fixtures
-from tests.trainer.test_strategies import checkpoint_step
+from tests.trainer.test_strategies import checkpoint_step, encoder_moved
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +79,22 @@ def test_a_dead_worker_fails_the_survivor_clearly_without_hanging(
     assert code != 0
     assert "A peer of this multi_worker_mirrored job failed or became unreachable" in log
     assert not os.path.exists(tmp_path / "serving")
+
+
+def test_mirrored_on_two_logical_cpus_trains_two_replicas(tiny_spec, window_files, tmp_path):
+    """Without a GPU, `mirrored` mirrors over the process's logical CPU devices: two here,
+    so each step splits the batch of 8 over two replicas (one device would be one_device)."""
+    log = str(tmp_path / "mirrored.log")
+    process = fixtures.start_training(
+        _args(tiny_spec, window_files, tmp_path, "mirrored", logical_cpus=2), log)
+    code, text = fixtures.finish(process, log, JOB_TIMEOUT_S)
+    assert code == 0, text[-3000:]
+    assert "MirroredStrategy on ['/device:CPU:0', '/device:CPU:1']" in text
+    assert "6 steps of 8 windows (2 replicas)" in text
+    assert json.loads((tmp_path / "serving" / "assets.extra" / "training.json").read_text()
+                      )["replicas"] == 2
+    assert checkpoint_step(str(tmp_path / "model")) == 6
+    assert 0 < encoder_moved(str(tmp_path / "model"), tiny_spec.uri) < 0.05
 
 
 def _parameter_server_job(args: dict, root, name: str,

@@ -10,6 +10,17 @@ from components.trainer import run_fn, strategies
 from tests.trainer import fixtures
 
 
+def encoder_moved(model_dir: str, hub: str) -> float:
+    """How far training moved the encoder's embedding projection from the Hub module's
+    (max |difference|): 0 for a frozen encoder, small for one fine-tuned from the module."""
+    trained = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", "final"))
+    (name,) = (n for n in trained.get_variable_to_shape_map()
+               if n.endswith("word_embedding_proj/kernel/.ATTRIBUTES/VARIABLE_VALUE"))
+    module = tf.train.load_checkpoint(os.path.join(hub, "variables", "variables"))
+    initial = module.get_tensor("bert/embeddings/embedding_transformation/kernel")
+    return float(abs(trained.get_tensor(name) - initial).max())
+
+
 def checkpoint_step(model_dir: str) -> int:
     """The optimizer step saved in the final checkpoint under `model_dir`."""
     reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", "final"))
@@ -25,6 +36,7 @@ def test_single_worker_strategies_train_and_export(name, tiny_spec, window_files
     )
     assert serving == str(tmp_path / "serving")
     assert checkpoint_step(str(tmp_path / "model")) == 3
+    assert 0 < encoder_moved(str(tmp_path / "model"), spec.uri) < 0.05  # fine-tuned, not frozen
     signature = tf.saved_model.load(serving).signatures["serving_default"]
     ids = tf.ones((2, fixtures.SEQ_LEN), tf.int32)
     out = signature(input_ids=ids, input_mask=ids, segment_ids=ids)
