@@ -15,7 +15,7 @@ Anything absent (no windows artifact, no training record, no span) is stated as
   `shipped`, `models` {name: `exact_match`, `f1`, TFLite files also `f1_vs_saved_model`
   (F1 − the SavedModel's), `size_bytes`, `task_library`, `agreement`, `latency_ms`},
   `task_library` (the shipped file answered in the Task Library: metrics.json's
-  `task_library`, `components.evaluator.device_scores`),
+  `task_library` without its `official` keys, `components.evaluator.device_scores`),
   `baseline` (None, or its EM/F1, URI and `difference` intervals), `blessing` {`blessed`,
   `reasons`, `checks`, `thresholds`};
 - `versions`: {package: version or "not installed"}, `python` included.
@@ -121,7 +121,8 @@ def _evaluation(summary: Mapping) -> dict[str, Any]:
         "squad_version": "2.0" if summary["version_2_with_negative"] else "1.1",
         "null_score_diff_threshold": summary["serving_config"]["null_score_diff_threshold"],
         "models": models,
-        "task_library": summary.get("task_library", NOT_RECORDED),
+        "task_library": ({k: v for k, v in summary["task_library"].items() if k != "official"}
+                         if "task_library" in summary else NOT_RECORDED),
         "baseline": None if summary["baseline"] is None else {
             k: summary["baseline"][k] for k in ("model_uri", "exact_match", "f1", "difference")},
         "blessing": {**{k: blessing[k] for k in ("blessed", "reasons", "checks")},
@@ -200,8 +201,11 @@ def _evaluation_md(ev: Mapping) -> list[str]:
     lines += ["TFLite Task Library (BertQuestionAnswerer):", ""]
     lines += [_task_library(n, r["task_library"]) for n, r in lite] + [""]
     device = ev["task_library"]
-    lines += ["On the device: " + (device_scores.describe(device) if isinstance(device, Mapping)
-                                   else device) + ".", "", "## Baseline", ""]
+    if isinstance(device, Mapping):
+        lines += [f"On the device: {device_scores.describe(device)}.", ""] + _pairs(device)
+    else:
+        lines += [f"On the device: {device}.", ""]
+    lines += ["## Baseline", ""]
     baseline = ev["baseline"]
     if baseline is None:
         lines += ["No baseline model (no earlier blessed model to compare with).", ""]

@@ -1,4 +1,5 @@
-"""Tests of the model card: built from real artifacts and an evaluator summary, written."""
+"""Tests of the model card: built from real artifacts and an evaluator summary, written;
+and the card a real QaEvaluator run writes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from components.evaluator import gate, model_card
+from components.evaluator import executor, gate, model_card
 from tests.evaluator.evaluator_fixtures import (
     EVAL_QUESTIONS,
     SPEC,
     examples_artifact,
+    model_artifact,
+    question,
+    run_evaluator,
     windows_artifact,
     write_vocab,
 )
@@ -168,8 +172,49 @@ def test_the_markdown_and_the_json_hold_the_same_figures(artifacts, tmp_path):
     assert sorted(paths) == ["model_card.json", "model_card.md"]
     written = json.loads(open(paths["model_card.json"]).read())
     assert written == json.loads(json.dumps(card))
-    markdown = open(paths["model_card.md"]).read()
-    assert markdown == model_card.render_markdown(written)
+    assert_markdown_holds_every_figure(open(paths["model_card.md"]).read(), written)
+
+
+def test_the_card_of_a_real_evaluator_run_holds_that_runs_figures(tmp_path):
+    """The QaEvaluator's own card (Do() on real artifacts, with a baseline, the Task
+    Library's answers and a gate) against the metrics.json of the same run."""
+    vocab = write_vocab(tmp_path)
+    spec = SPEC.replace(seq_len=384, query_len=64, doc_stride=128)
+    model = model_artifact(tmp_path, vocab, "houston", 51, seq_len=384)
+    baseline = model_artifact(tmp_path, vocab, "texas", 52, seq_len=384)
+    # A 6th question whose answer the Task Library cannot see (past its 376 passage tokens).
+    examples = examples_artifact(tmp_path, [*EVAL_QUESTIONS, question(
+        "q5", "houston", "the " * 400 + "houston .")])
+    metrics, evaluation, _ = run_evaluator(
+        tmp_path, examples, model, baseline=baseline,
+        **{executor.SPEC_KEY: spec.to_json(), executor.REQUIRE_TASK_LIBRARY_KEY: True,
+           executor.MIN_F1_KEY: 50.0, executor.MIN_TASK_LIBRARY_F1_KEY: 50.0})
+    with open(os.path.join(evaluation.uri, model_card.JSON_FILE), encoding="utf-8") as f:
+        card = json.load(f)
+    with open(os.path.join(evaluation.uri, model_card.MARKDOWN_FILE), encoding="utf-8") as f:
+        markdown = f.read()
+    assert card["model"]["uri"] == model.uri and card["spec"] == spec.to_dict()
+    assert card["data"]["examples"]["questions"] == {"train": 6, "eval": 6}
+    evaluation_card = card["evaluation"]
+    assert set(evaluation_card["models"]) == {"saved_model", "tflite_dynamic"}
+    for name, scores in metrics["models"].items():
+        assert evaluation_card["models"][name]["f1"] == round(scores["f1"], 2) == 83.33
+        assert evaluation_card["models"][name]["exact_match"] == round(scores["exact_match"], 2)
+    device = {k: v for k, v in metrics["task_library"].items() if k != "official"}
+    assert evaluation_card["task_library"] == device
+    assert round(device["f1"], 2) == 66.67 and device["beyond_kept_context"]["questions"] == 1
+    assert evaluation_card["baseline"]["model_uri"] == baseline.uri
+    assert evaluation_card["baseline"]["f1"] == metrics["baseline"]["f1"]
+    assert evaluation_card["blessing"]["checks"] == metrics["blessing"]["checks"]
+    assert {c["name"] for c in metrics["blessing"]["checks"]} == {
+        "thresholds", "quantization", "task_library", "task_library_f1", "regression"}
+    assert evaluation_card["blessing"]["blessed"] is True
+    assert markdown == model_card.render_markdown(card)
+    assert_markdown_holds_every_figure(markdown, card)
+
+
+def assert_markdown_holds_every_figure(markdown: str, written: dict) -> None:
+    """Each section of the markdown shows every number and string of its key of the card."""
     for key, heading in SECTIONS.items():
         section = markdown[markdown.index(heading):]
         section = section[:min((section.index(h) for h in SECTIONS.values() if h in section
