@@ -20,6 +20,10 @@ EXIT_PUSHED = 0
 EXIT_FAILED = 1
 EXIT_BAD_SETTINGS = 2
 EXIT_NOT_BLESSED = 3
+# The pipeline's nodes whose outputs the report reads, and the output key of each.
+EVALUATOR_NODE = "QaEvaluator"
+PUSHER_NODE = "TFLitePusher"
+OUTPUTS_READ = {EVALUATOR_NODE: "evaluation", PUSHER_NODE: "pushed_model"}
 
 
 @dataclasses.dataclass
@@ -56,28 +60,45 @@ def custom_properties(artifact) -> dict[str, Any]:
 
 
 def run_summary(config: PipelineConfig) -> RunSummary:
-    """Reads the pipeline's executions and artifacts from its ML Metadata store."""
+    """Reads this pipeline's executions and artifacts from its ML Metadata store (which may
+    hold other pipelines too): each node's executions, and the outputs of this pipeline's
+    QaEvaluator and TFLitePusher executions in execution order (a cached execution's output
+    is the earlier execution's artifact, pushed or not)."""
     from ml_metadata.proto import metadata_store_pb2
 
     store = metadata_store(config)
     state_name = metadata_store_pb2.Execution.State.Name
     prefix = f"{config.pipeline_name}."
-    executions = {}
+    executions, outputs = {}, {}
     for context in store.get_contexts_by_type("node"):
-        if context.name.startswith(prefix):
-            found = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
-            executions[context.name[len(prefix):]] = [state_name(e.last_known_state)
-                                                     for e in found]
+        if not context.name.startswith(prefix):
+            continue
+        node = context.name[len(prefix):]
+        found = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+        executions[node] = [state_name(e.last_known_state) for e in found]
+        if node in OUTPUTS_READ:
+            outputs[node] = _output_artifacts(store, [e.id for e in found], OUTPUTS_READ[node])
+    pushed = [{"uri": a.uri, **custom_properties(a)} for a in outputs.get(PUSHER_NODE, [])]
+    return RunSummary(executions, [a.uri for a in outputs.get(EVALUATOR_NODE, [])], pushed)
 
-    def artifacts(type_name: str) -> list:
-        return sorted(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
 
-    pushed = [{"uri": a.uri, **custom_properties(a)} for a in artifacts("PushedModel")]
-    return RunSummary(executions, [a.uri for a in artifacts("ModelEvaluation")], pushed)
+def _output_artifacts(store, execution_ids: list[int], key: str) -> list:
+    """The artifacts these executions output under `key`, in execution order."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    order = {execution_id: n for n, execution_id in enumerate(execution_ids)}
+    events = sorted(
+        (e for e in store.get_events_by_execution_ids(execution_ids)
+         if e.type == metadata_store_pb2.Event.OUTPUT
+         and any(step.HasField("key") and step.key == key for step in e.path.steps)),
+        key=lambda e: (order[e.execution_id], e.artifact_id))
+    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    return [by_id[e.artifact_id] for e in events]
 
 
 def exit_status(config: PipelineConfig) -> int:
-    """EXIT_PUSHED when the last Pusher execution pushed a model, else EXIT_NOT_BLESSED."""
+    """EXIT_PUSHED when this pipeline's last Pusher execution pushed a model (or reused such
+    a push from the cache), else EXIT_NOT_BLESSED."""
     push = run_summary(config).last_push
     return EXIT_PUSHED if push and push.get("pushed") == 1 else EXIT_NOT_BLESSED
 

@@ -106,6 +106,28 @@ def test_a_failed_run_exits_1_and_points_to_the_log(tmp_path, capfd):
     assert "Traceback" in pathlib.Path(log_path).read_text()
 
 
+def test_a_component_failing_in_the_local_runner_exits_1_and_is_named(tmp_path, capfd):
+    """SquadExampleGen fails inside TFX's LocalDagRunner (its train file is not JSON): the
+    run stops there, exit status 1, the component and its error on the terminal."""
+    data = tmp_path / "data"
+    for split in ("train", "eval"):
+        (data / split).mkdir(parents=True)
+    (data / "train" / "train.json").write_text("{not json")
+    (data / "eval" / "eval.json").write_text('{"version": "1.1", "data": []}')
+    config = PipelineConfig(
+        pipeline_root=str(tmp_path / "root"), data_root=str(data),
+        push_destination=str(tmp_path / "serving"),
+        spec={"uri": _tf1_module(tmp_path / "tf1")})
+    status = run_console.run_and_report(config)
+    out = capfd.readouterr().out
+    assert status == report.EXIT_FAILED, out
+    failed = [line for line in out.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and "SquadExampleGen FAILED: " in failed[0], out
+    assert "train.json" in failed[0], failed
+    assert report.run_summary(config).executions["SquadExampleGen"] == ["FAILED"]
+    assert "Trainer" not in report.run_summary(config).executions
+
+
 @pytest.mark.parametrize("blessed", [True, False])
 def test_evaluation_figures_show_squad2_scores_and_the_failed_checks(blessed):
     official = {"exact": 50.0, "f1": 60.0, "HasAns_f1": 70.0, "NoAns_f1": 50.0,
