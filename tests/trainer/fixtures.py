@@ -127,12 +127,14 @@ def windows_examples_dir(window_files) -> str:
 
 def trainer_pipeline(root, spec, window_files, base_model_uri=None, train_steps: int = 4,
                      custom_config: dict | None = None):
-    """Importer(windows) [+ Importer(base model)] -> TFX Trainer(run_fn), local metadata."""
+    """Importer(windows) [+ Importer(base model)] -> QaTrainer (TFX's Trainer with the spec
+    as its execution property, as the pipeline builds it), local metadata."""
     import json
 
     from tfx import v1 as tfx
 
     from components.trainer import run_fn
+    from components.trainer.component import QaTrainer
 
     examples = tfx.dsl.Importer(
         source_uri=windows_examples_dir(window_files),
@@ -147,14 +149,14 @@ def trainer_pipeline(root, spec, window_files, base_model_uri=None, train_steps:
         ).with_id("base_model")
         components.append(base)
         base_model = base.outputs["result"]
-    trainer = tfx.components.Trainer(
-        run_fn="components.trainer.run_fn.run_fn",
+    trainer = QaTrainer(
         examples=examples.outputs["result"],
+        spec=spec,
         base_model=base_model,
         train_args=tfx.proto.TrainArgs(num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=2),
-        custom_config={"spec": spec.to_json(), run_fn.BATCH_SIZE_KEY: 4, **(custom_config or {})},
-    )
+        custom_config={run_fn.BATCH_SIZE_KEY: 4, **(custom_config or {})},
+    ).with_id("Trainer")
     components.append(trainer)
     return tfx.dsl.Pipeline(
         pipeline_name="trainer_test",

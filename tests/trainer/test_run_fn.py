@@ -18,6 +18,15 @@ from tests.trainer import fixtures
 from tests.trainer.test_strategies import checkpoint_step
 
 
+def _weights(saved_model_or_checkpoint: str) -> dict[str, np.ndarray]:
+    """A SavedModel's (or Keras checkpoint's) model variables by checkpoint name."""
+    path = saved_model_or_checkpoint
+    if tf.io.gfile.exists(os.path.join(path, "variables", "variables.index")):
+        path = os.path.join(path, "variables", "variables")
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in run_fn._model_variables(path)}
+
+
 def _model_uris(root) -> list[str]:
     from ml_metadata.metadata_store import metadata_store
 
@@ -31,7 +40,7 @@ def _model_uris(root) -> list[str]:
 
 
 @pytest.mark.slow
-def test_tfx_trainer_runs_run_fn_and_warm_starts_from_a_base_model(
+def test_qa_trainer_runs_run_fn_and_warm_starts_from_a_base_model(
     tiny_spec, window_files, tmp_path
 ):
     pipeline = fixtures.trainer_pipeline(tmp_path, tiny_spec, window_files)
@@ -64,6 +73,17 @@ def test_tfx_trainer_runs_run_fn_and_warm_starts_from_a_base_model(
     before = signature(input_ids=ids, input_mask=ones, segment_ids=ones)
     after = warm.signatures["serving_default"](input_ids=ids, input_mask=ones, segment_ids=ones)
     np.testing.assert_allclose(after["start_logits"], before["start_logits"], atol=1e-4)
+    # Every variable is the base model's (the learning rate moves them by ~1e-12), and the
+    # QA head, which a fresh build initializes at random, shows it was loaded.
+    base, warmed = _weights(serving), _weights(os.path.join(warm_uri, "Format-Serving"))
+    assert sorted(warmed) == sorted(base)
+    for name, value in base.items():
+        np.testing.assert_allclose(warmed[name], value, atol=1e-6, err_msg=name)
+    fresh_dir = tmp_path / "fresh"
+    model_lib.build_qa_model(frozen).save_weights(str(fresh_dir / "weights"))
+    fresh = _weights(str(fresh_dir / "weights"))
+    assert sorted(fresh) == sorted(base)
+    assert any(not np.allclose(fresh[name], base[name]) for name in base)
 
 
 def test_run_fn_needs_the_spec():
@@ -122,11 +142,21 @@ def test_warm_start_needs_the_same_variables(tiny_spec, window_files, tmp_path):
         str(tmp_path / "one_layer"), {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH),
                                       "num_hidden_layers": 1}, tf_format=encoders.TF1,
     )
-    other = model_lib.build_qa_model(tiny_spec.replace(uri=one_layer))
-    before = [v.numpy() for v in other.variables]
-    assert not run_fn.warm_start(other, base)  # a logged cold start
-    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, other.variables,
-                                                            strict=True))
+    wider = encoders.make_encoder(  # the same variable names, other shapes
+        str(tmp_path / "wider"), {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH),
+                                  "intermediate_size": 192}, tf_format=encoders.TF1,
+    )
+    for uri in (one_layer, wider):
+        other = model_lib.build_qa_model(tiny_spec.replace(uri=uri))
+        before = [v.numpy() for v in other.variables]
+        assert not run_fn.warm_start(other, base)  # a logged cold start
+        assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, other.variables,
+                                                                strict=True))
+    names = {n: v.shape for n, v in _weights(base).items()}
+    wider_model = model_lib.build_qa_model(tiny_spec.replace(uri=wider))
+    wider_model.save_weights(str(tmp_path / "wider_weights" / "w"))
+    wider_names = {n: v.shape for n, v in _weights(str(tmp_path / "wider_weights" / "w")).items()}
+    assert sorted(wider_names) == sorted(names) and wider_names != names
 
 
 def test_warm_start_setting_off_ignores_the_base_model(tiny_spec, window_files, tmp_path):
