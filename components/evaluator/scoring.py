@@ -33,6 +33,8 @@ METRICS_NAMESPACE = "QaEvaluator"
 # published size), small enough that the DirectRunner's turn-by-turn split stays even.
 QUESTIONS_PER_BATCH = 4
 ANSWERS_FILE_PREFIX = "answers"
+# Counted once per model load: `<model>/loads/<process id>`.
+LOADS_METRIC = "loads"
 
 
 @dataclasses.dataclass
@@ -47,6 +49,8 @@ class ScoredModel:
     # The batches' times added up: one worker's time for all windows (at the speed it had
     # beside the others).
     batch_seconds: float
+    # How many times each worker process (by process id) loaded the model.
+    loads_by_process: dict[int, int] = dataclasses.field(default_factory=dict)
 
     @property
     def windows_per_second(self) -> float:
@@ -92,8 +96,10 @@ class AnswerQuestions(beam.DoFn):
         self._predictor = None
         self._maker = None
         self._progress = None
+        self._load_to_count = False
 
     def setup(self):
+        self._load_to_count = True
         if self._task_library:
             self._predictor = task_library.load(self._model_path, self._threads)
             return
@@ -108,6 +114,10 @@ class AnswerQuestions(beam.DoFn):
             self._vocab_path, dataclasses.replace(self._config, seq_len=seq_len))
 
     def start_bundle(self):
+        if self._load_to_count:  # Beam counts metrics within bundles only, not in setup().
+            beam.metrics.Metrics.counter(
+                METRICS_NAMESPACE, f"{self._name}/{LOADS_METRIC}/{os.getpid()}").inc()
+            self._load_to_count = False
         if self._progress is None:  # From the first bundle, not from the worker's start.
             self._progress = progress.progress(desc=f"QaEvaluator [{self._name}]",
                                                unit="questions")
@@ -210,12 +220,15 @@ def answer_on_beam(
         start, end = spans.get(f"{name}/batch_start_ms"), spans.get(f"{name}/batch_end_ms")
         batch_ms = spans.get(f"{name}/batch_ms")
         seconds = (end.max - start.min) / 1000 if start and end and start.count else 0.0
+        loads_prefix = f"{name}/{LOADS_METRIC}/"
+        loads = {int(key[len(loads_prefix):]): count for key, count in counters.items()
+                 if key.startswith(loads_prefix)}
         scored[name] = ScoredModel(answers[name], counters.get(f"{name}/windows", 0), seconds,
-                                   batch_ms.sum / 1000 if batch_ms else 0.0)
-        logging.info("%s: %d questions, %d windows in %.1f s on the workers "
+                                   batch_ms.sum / 1000 if batch_ms else 0.0, loads)
+        logging.info("%s: %d questions, %d windows in %.1f s on %d worker processes "
                      "(%.2f windows/s; one worker %.2f windows/s)", name, len(questions),
-                     scored[name].windows, seconds, scored[name].windows_per_second,
-                     scored[name].windows_per_worker_second)
+                     scored[name].windows, seconds, len(loads),
+                     scored[name].windows_per_second, scored[name].windows_per_worker_second)
     return scored
 
 

@@ -78,6 +78,10 @@ def test_two_worker_processes_answer_as_one_process(models, tmp_path):
         assert set(got.null_odds) == set(got.predictions)
         assert scored[name].windows == expected_windows > len(questions)
         assert scored[name].seconds > 0
+        # Two processes answered, neither this one, each loading the model once.
+        loads = scored[name].loads_by_process
+        assert len(loads) == 2 and os.getpid() not in loads, loads
+        assert set(loads.values()) == {1}, loads
     predictions = scored["saved_model"].answers.predictions
     assert {predictions[q.id] for q in questions if not q.is_impossible} == {"Houston"}
     assert {predictions[q.id] for q in questions if q.is_impossible} == {""}
