@@ -86,9 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="the file of `mbqa compile --target vertex`")
         parser.add_argument("--project", required=True, help="Google Cloud project")
         parser.add_argument("--region", required=True, help="Vertex AI region")
-        parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
-                            help="a runtime parameter value (repeatable), e.g. train_args=... "
-                            "(default: the compiled values)")
+        _add_parameter_argument(parser, "e.g. train_args=...")
         parser.add_argument("--service-account", default=None,
                             help="service account of the runs (default: the project's "
                             "Compute Engine default service account)")
@@ -115,9 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     local_run.add_argument("--local-bucket", action="append", default=[], required=True,
                            metavar="gs://BUCKET=DIR",
                            help="a bucket's local stand-in directory (repeatable)")
-    local_run.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
-                           help="a runtime parameter value (repeatable), as for submit; "
-                           "Kubeflow: only pipeline-root (default: the compiled values)")
+    _add_parameter_argument(local_run, "as for submit; Kubeflow: only pipeline-root")
     local_run.add_argument("--registry", default=None,
                            help="the ML Metadata SQLite file kept across runs (default: "
                            "metadata.sqlite under the local pipeline root)")
@@ -218,6 +214,13 @@ def _compile(args: argparse.Namespace) -> int:
         path = compile_vertex(config, args.out)
     print(f"Compiled for {args.target}: {path}")
     return 0
+
+
+def _add_parameter_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--parameter NAME=VALUE` (repeatable): a compiled pipeline's runtime parameter."""
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"a runtime parameter value (repeatable), {example} (default: "
+                        "the compiled values)")
 
 
 def _parameters(args: argparse.Namespace) -> dict:
