@@ -13,6 +13,7 @@ import os
 import sys
 from typing import IO, Any
 
+from components.qa import contracts
 from pipelines.config import PipelineConfig
 
 # Exit statuses of `mbqa run` and `mbqa demo` (2 is argparse's and the settings' error).
@@ -165,7 +166,7 @@ def print_report(config: PipelineConfig, out: IO[str] | None = None) -> None:
     print(f"ML Metadata:        {config.resolved_metadata_path()}", file=out)
     evaluation = None
     if summary.evaluation_uris:
-        metrics_path = os.path.join(summary.evaluation_uris[-1], "metrics.json")
+        metrics_path = os.path.join(summary.evaluation_uris[-1], contracts.METRICS_FILE)
         print(f"Evaluation:         {metrics_path}", file=out)
         with open(metrics_path, encoding="utf-8") as f:
             evaluation = json.load(f)

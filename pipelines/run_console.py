@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from components.evaluator import device_scores
-from components.qa import progress
+from components.qa import contracts, progress
 from pipelines import report
 from pipelines.config import REMOTE_PREFIXES, RUN_DIR, ConfigError, PipelineConfig
 
@@ -159,10 +159,8 @@ def artifact_figures(type_name: str, artifact) -> list[str]:
     if type_name == "Model":
         from tfx.utils import path_utils
 
-        from components.trainer.run_fn import TRAINING_RECORD
-
         record = _read_json(os.path.join(path_utils.serving_model_path(artifact.uri),
-                                         TRAINING_RECORD))
+                                         contracts.TRAINING_RECORD))
         if record:
             loss = record.get("final_loss")
             warm = record.get("warm_start_from")
@@ -170,7 +168,7 @@ def artifact_figures(type_name: str, artifact) -> list[str]:
                     f"final loss {'n/a' if loss is None else f'{loss:.3f}'}"
                     + (f", warm start from {warm}" if warm else "")]
     if type_name == "ModelEvaluation":
-        evaluation = _read_json(os.path.join(artifact.uri, "metrics.json"))
+        evaluation = _read_json(os.path.join(artifact.uri, contracts.METRICS_FILE))
         if evaluation:
             return evaluation_figures(evaluation)
     if type_name == "PushedModel":

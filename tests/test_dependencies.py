@@ -29,3 +29,29 @@ def test_components_import_neither_pipelines_nor_deploy(package):
     offenders = {str(path.relative_to(REPO)): sorted(_imports(path) & set(UPSTREAM))
                  for path in modules if _imports(path) & set(UPSTREAM)}
     assert offenders == {}
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """The full module names a module imports from, anywhere in it."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.update([node.module] + [f"{node.module}.{a.name}" for a in node.names])
+    return names
+
+
+def test_a_component_imports_no_other_components_executor():
+    """Components share what they must agree on through `components.qa` (file names:
+    `components.qa.contracts`), not through each other's executors or run_fn."""
+    offenders = {}
+    for path in sorted((REPO / "components").glob("*/*.py")):
+        own = path.parent.name
+        others = sorted(name for name in _imported_modules(path)
+                        if name.startswith("components.") and name.split(".")[1] != own
+                        and name.split(".")[1] != "qa"
+                        and name.split(".")[-1] in ("executor", "run_fn"))
+        if others:
+            offenders[str(path.relative_to(REPO))] = others
+    assert offenders == {}

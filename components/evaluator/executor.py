@@ -52,6 +52,7 @@ from components import beam_executor
 from components.evaluator import device_scores, gate, model_card, report, scoring
 from components.qa import (
     answering,
+    contracts,
     encoders,
     inference,
     metrics,
@@ -79,13 +80,7 @@ MIN_TASK_LIBRARY_F1_KEY = "min_task_library_f1"
 TUNE_NULL_THRESHOLD_KEY = "tune_null_threshold"
 NULL_THRESHOLD_RESULT = "null_score_diff_threshold"
 
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.json"
-REPORT_FILE = "report.html"
-TFLITE_DIR = "tflite"
-TFLITE_FILE = "model.tflite"
 SAVED_MODEL_NAME = "saved_model"
-BASELINE_DIR = "baseline"
 # The baseline's shipped file, among the models answered on Beam.
 BASELINE_NAME = "baseline"
 # Where the Beam workers leave their answers during the run (removed after).
@@ -101,11 +96,6 @@ LATENCY_WINDOWS = 10
 def tflite_name(quantization: str) -> str:
     """A TFLite file's model name in metrics.json and the report."""
     return f"tflite_{quantization}"
-
-
-def tflite_relative_path(quantization: str) -> str:
-    """Where a TFLite file lies under the evaluation's URI."""
-    return f"{TFLITE_DIR}/{quantization}/{TFLITE_FILE}"
 
 
 def _split_pattern(artifact: types.Artifact, split: str) -> str:
@@ -351,7 +341,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
                 answers, models[SAVED_MODEL_NAME])
         serving = serving_config(spec, bool(version_2), scorer.null_threshold)
         scores[SAVED_MODEL_NAME] = scorer.question_scores(answers)
-        postprocess.write_answers(answers, os.path.join(evaluation.uri, PREDICTIONS_FILE),
+        postprocess.write_answers(answers, os.path.join(evaluation.uri, contracts.PREDICTIONS_FILE),
                                   bool(version_2))
 
         representative = None
@@ -361,7 +351,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         shipped = tflite_name(quantizations[0])
         paths = {}
         for quantization in quantizations:
-            path = os.path.join(evaluation.uri, tflite_relative_path(quantization))
+            path = os.path.join(evaluation.uri, contracts.tflite_relative_path(quantization))
             tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
                                  representative, serving)
             paths[tflite_name(quantization)] = path
@@ -382,7 +372,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             name = tflite_name(quantization)
             path = paths[name]
             result, lite_answers = scored[name]
-            result["path"] = tflite_relative_path(quantization)
+            result["path"] = contracts.tflite_relative_path(quantization)
             result["size_bytes"] = int(tf.io.gfile.stat(path).length)
             result["f1_drop"] = models[SAVED_MODEL_NAME]["f1"] - result["f1"]
             result["latency_ms"] = tflite.latency_ms(
@@ -420,7 +410,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             baseline_result, baseline_answers = scored[BASELINE_NAME]
             baseline_result.update(
                 model_uri=artifact_utils.get_single_instance(baseline).uri, name=shipped,
-                path=f"{BASELINE_DIR}/{tflite_relative_path(quantizations[0])}")
+                path=f"{contracts.BASELINE_DIR}/{contracts.tflite_relative_path(quantizations[0])}")
             scores["baseline"] = scorer.question_scores(baseline_answers)
             regression, differences = gate.regression_checks(
                 scores[shipped], scores["baseline"], gate_config)
@@ -444,13 +434,13 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
                          "checks": [dataclasses.asdict(c) for c in checks],
                          **dataclasses.asdict(gate_config)},
         }
-        _write_json(os.path.join(evaluation.uri, METRICS_FILE), summary)
+        _write_json(os.path.join(evaluation.uri, contracts.METRICS_FILE), summary)
         model_card.write_model_card(model_card.build_model_card(
             summary, examples_artifact, transformed[0] if transformed else None, model, spec),
             evaluation.uri)
         f1_by_model = {name: {e.id: f1 / 100.0 for e, f1 in zip(examples, s.f1, strict=True)}
                        for name, s in scores.items()}
-        with tf.io.gfile.GFile(os.path.join(evaluation.uri, REPORT_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, contracts.REPORT_FILE), "w") as f:
             f.write(report.render_report(summary, examples, f1_by_model))
         self._bless(blessing, model, baseline, blessed, reasons)
         logging.info("%s: %s; wrote %s", "BLESSED" if blessed else "NOT BLESSED",
@@ -466,7 +456,8 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         with inference.load_predictor(saved_model_dir) as predictor:
             spec = scorer.spec.replace(seq_len=predictor.seq_len or scorer.spec.seq_len)
             vocab_path = predictor.vocab_path or scorer.vocab_path
-        path = os.path.join(out_dir, BASELINE_DIR, tflite_relative_path(quantization))
+        path = os.path.join(out_dir, contracts.BASELINE_DIR,
+                            contracts.tflite_relative_path(quantization))
         tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
                              representative)
         return path

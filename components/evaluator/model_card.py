@@ -44,13 +44,9 @@ from tfx.utils import path_utils
 
 from components.evaluator import device_scores
 from components.evaluator.gate import NO_GATE
+from components.qa import contracts
 from components.qa import spec as spec_lib
-from components.squad_example_gen import executor as example_gen
-from components.squad_transform import executor as transform
-from components.trainer.run_fn import TRAINING_RECORD
 
-JSON_FILE = "model_card.json"
-MARKDOWN_FILE = "model_card.md"
 NOT_RECORDED = "not recorded"
 PACKAGES = ("tensorflow", "tfx", "apache-beam", "tensorflow-hub", "tf-models-official",
             "tflite-support", "tensorflow-text")
@@ -82,7 +78,7 @@ def _int_property(artifact: types.Artifact, name: str) -> int | str:
 
 
 def _examples_data(examples: types.Artifact) -> dict[str, Any]:
-    report = _read_json(os.path.join(examples.uri, example_gen.REPORT_FILE_NAME))
+    report = _read_json(os.path.join(examples.uri, contracts.INVALID_RECORDS_FILE))
     if report != NOT_RECORDED:
         report = {k: report[k] for k in ("num_questions", "num_examples", "num_skipped")}
     return {
@@ -97,8 +93,9 @@ def _examples_data(examples: types.Artifact) -> dict[str, Any]:
 def _windows_data(transformed: types.Artifact | None) -> Any:
     if transformed is None:
         return NOT_RECORDED
-    stats = _read_json(os.path.join(transformed.uri, transform.STATS_FILE_NAME))
-    lists = tf.io.gfile.glob(os.path.join(transformed.uri, transform.SKIPPED_FILE_PREFIX + "*"))
+    stats = _read_json(os.path.join(transformed.uri, contracts.WINDOW_STATS_FILE))
+    lists = tf.io.gfile.glob(
+        os.path.join(transformed.uri, contracts.SKIPPED_QUESTIONS_PREFIX + "*"))
     return {"uri": transformed.uri,
             "splits": stats if stats == NOT_RECORDED else stats["splits"],
             "skipped_lists": sorted(os.path.basename(p) for p in lists)}
@@ -153,7 +150,7 @@ def build_model_card(summary: Mapping, examples: types.Artifact,
             f"was blessed ({no_gate[0].replace(NO_GATE + ': ', '')})." if no_gate else None),
         "data": {"examples": _examples_data(examples), "windows": _windows_data(transformed)},
         "spec": spec.to_dict(),
-        "training": _read_json(os.path.join(serving_dir, TRAINING_RECORD)),
+        "training": _read_json(os.path.join(serving_dir, contracts.TRAINING_RECORD)),
         "evaluation": _evaluation(summary),
         "versions": {**{p: _version(p) for p in PACKAGES}, "python": platform.python_version()},
     }
@@ -257,9 +254,10 @@ def render_markdown(card: Mapping) -> str:
 def write_model_card(card: Mapping, out_dir: str) -> dict[str, str]:
     """Writes `model_card.json` and `model_card.md` into `out_dir`; {file name: path}."""
     tf.io.gfile.makedirs(out_dir)
-    paths = {name: os.path.join(out_dir, name) for name in (JSON_FILE, MARKDOWN_FILE)}
-    with tf.io.gfile.GFile(paths[JSON_FILE], "w") as f:
+    paths = {name: os.path.join(out_dir, name)
+             for name in (contracts.MODEL_CARD_JSON_FILE, contracts.MODEL_CARD_MARKDOWN_FILE)}
+    with tf.io.gfile.GFile(paths[contracts.MODEL_CARD_JSON_FILE], "w") as f:
         json.dump(card, f, indent=2, ensure_ascii=False, sort_keys=True)
-    with tf.io.gfile.GFile(paths[MARKDOWN_FILE], "w") as f:
+    with tf.io.gfile.GFile(paths[contracts.MODEL_CARD_MARKDOWN_FILE], "w") as f:
         f.write(render_markdown(card))
     return paths

@@ -42,19 +42,15 @@ from tfx import types
 from tfx.components.evaluator import constants
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import path_utils
 
-from components.evaluator import executor as evaluator
-from components.evaluator import model_card
-from components.qa import inference
+from components.qa import contracts, inference
 
 PUSH_DESTINATION_KEY = "push_destination"
 PUSHED_KEY = "pushed"
 PUSHED_DESTINATION_KEY = "pushed_destination"
 PUSHED_VERSION_KEY = "pushed_version"
-MANIFEST_FILE = "manifest.json"
-TFLITE_FILE = "model.tflite"
 SAVED_MODEL_DIR = "saved_model"
-VOCAB_FILE = "vocab.txt"
 # Created exclusively: whoever creates it owns the version number.
 CLAIM_FILE = "_CLAIMED"
 # Written last: a version without it is incomplete and must not be served.
@@ -84,7 +80,7 @@ def _dir_files(root: str, prefix: str) -> dict[str, str]:
 
 def read_evaluation(evaluation: types.Artifact) -> dict[str, Any]:
     """The QaEvaluator's metrics.json."""
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, evaluator.METRICS_FILE)) as f:
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, contracts.METRICS_FILE)) as f:
         return json.load(f)
 
 
@@ -93,19 +89,20 @@ def files_to_push(model: types.Artifact, evaluation: types.Artifact,
     """({relative path: source} of the model files, the same of the evaluation files)."""
     model_files = {}
     for i, quantization in enumerate(quantizations):
-        name = TFLITE_FILE if i == 0 else f"model_{quantization}.tflite"
+        name = contracts.TFLITE_FILE if i == 0 else f"model_{quantization}.tflite"
         model_files[name] = os.path.join(evaluation.uri,
-                                         evaluator.tflite_relative_path(quantization))
-    serving = evaluator.serving_dir(model)
+                                         contracts.tflite_relative_path(quantization))
+    serving = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
     model_files.update(_dir_files(serving, SAVED_MODEL_DIR))
-    vocab = os.path.join(serving, "assets", VOCAB_FILE)
+    vocab = os.path.join(serving, "assets", contracts.VOCAB_FILE)
     if not tf.io.gfile.exists(vocab):  # The vocab packed in the TFLite metadata.
-        vocab = inference.load_predictor(model_files[TFLITE_FILE]).vocab_path
-    model_files[VOCAB_FILE] = vocab
+        vocab = inference.load_predictor(model_files[contracts.TFLITE_FILE]).vocab_path
+    model_files[contracts.VOCAB_FILE] = vocab
     evaluation_files = {
         name: os.path.join(evaluation.uri, name)
-        for name in (evaluator.METRICS_FILE, evaluator.REPORT_FILE, model_card.MARKDOWN_FILE,
-                     model_card.JSON_FILE)
+        for name in (contracts.METRICS_FILE, contracts.REPORT_FILE,
+                     contracts.MODEL_CARD_MARKDOWN_FILE,
+                     contracts.MODEL_CARD_JSON_FILE)
     }
     missing = [p for p in {**model_files, **evaluation_files}.values()
                if not tf.io.gfile.exists(p)]
@@ -136,7 +133,7 @@ def complete_versions(destination: str) -> dict[int, dict]:
     for version in sorted(version_numbers(destination)):
         version_dir = os.path.join(destination, str(version))
         if tf.io.gfile.exists(os.path.join(version_dir, COMPLETE_MARKER)):
-            with tf.io.gfile.GFile(os.path.join(version_dir, MANIFEST_FILE)) as f:
+            with tf.io.gfile.GFile(os.path.join(version_dir, contracts.MANIFEST_FILE)) as f:
                 versions[version] = json.load(f)
     return versions
 
@@ -223,7 +220,7 @@ def push(
             "pushed_at": _timestamp(),
             **manifest_extra,
         }
-        with tf.io.gfile.GFile(os.path.join(version_dir, MANIFEST_FILE), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(version_dir, contracts.MANIFEST_FILE), "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
         with tf.io.gfile.GFile(os.path.join(version_dir, COMPLETE_MARKER), "w") as f:
             f.write(f"{digest}\n")
@@ -303,10 +300,10 @@ class Executor(base_executor.BaseExecutor):
                                 "blessing_reasons": summary["blessing"]["reasons"]})
         version_dir = os.path.join(destination, str(version))
         tf.io.gfile.makedirs(pushed.uri)
-        tf.io.gfile.copy(os.path.join(version_dir, MANIFEST_FILE),
-                         os.path.join(pushed.uri, MANIFEST_FILE), overwrite=True)
+        tf.io.gfile.copy(os.path.join(version_dir, contracts.MANIFEST_FILE),
+                         os.path.join(pushed.uri, contracts.MANIFEST_FILE), overwrite=True)
         pushed.set_int_custom_property(PUSHED_KEY, 1)
         pushed.set_string_custom_property(PUSHED_DESTINATION_KEY, version_dir)
         pushed.set_string_custom_property(PUSHED_VERSION_KEY, str(version))
         logging.info("%s version %d: %s", "Pushed" if is_new else "Already pushed", version,
-                     os.path.join(version_dir, TFLITE_FILE))
+                     os.path.join(version_dir, contracts.TFLITE_FILE))

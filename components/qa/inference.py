@@ -31,13 +31,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from components.qa import contracts
 from components.qa import spec as spec_lib
 
 # Metadata names of the TFLite tensors (the Task Library's names), by serving name.
 TFLITE_INPUT_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask",
                                "segment_ids": "segment_ids"}
 TFLITE_OUTPUT_METADATA_NAMES = ("start_logits", "end_logits")
-VOCAB_FILE_NAME = "vocab.txt"
 # The metadata description's line that holds the settings the file was evaluated with.
 SERVING_CONFIG_PREFIX = "mbqa serving config: "
 
@@ -139,7 +139,7 @@ class SavedModelPredictor(Predictor):
 
 def saved_model_vocab_path(path: str) -> str | None:
     """A SavedModel's `assets/vocab.txt`, if present."""
-    vocab = os.path.join(path, "assets", VOCAB_FILE_NAME)
+    vocab = os.path.join(path, "assets", contracts.VOCAB_FILE)
     return vocab if tf.io.gfile.exists(vocab) else None
 
 
@@ -186,7 +186,7 @@ class TFLitePredictor(Predictor):
         self._input_indices = [by_in[n] for n in wanted_in]
         self._output_indices = [by_out[n] for n in wanted_out]
         shape = next(d["shape"] for d in inputs if d["index"] == self._input_indices[0])
-        self._vocab = None if metadata is None else _packed_file(model_buffer, VOCAB_FILE_NAME)
+        self._vocab = None if metadata is None else _packed_file(model_buffer, contracts.VOCAB_FILE)
         serving_config = None if metadata is None else serving_config_of(metadata)
         super().__init__(path, int(shape[1]), serving_config)
 
@@ -198,9 +198,9 @@ class TFLitePredictor(Predictor):
             return None
         if self._temp_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="mbqa_tflite_")
-            with open(os.path.join(self._temp_dir, VOCAB_FILE_NAME), "wb") as f:
+            with open(os.path.join(self._temp_dir, contracts.VOCAB_FILE), "wb") as f:
                 f.write(self._vocab)
-        return os.path.join(self._temp_dir, VOCAB_FILE_NAME)
+        return os.path.join(self._temp_dir, contracts.VOCAB_FILE)
 
     def invoke_ns(self, input_ids, input_mask, segment_ids) -> int:
         """Runs one window (int32 arrays `[1, seq_len]`); the nanoseconds `invoke()` took."""

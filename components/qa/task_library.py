@@ -21,7 +21,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from components.qa import inference
+from components.qa import contracts, inference
 from components.qa.squad import SquadExample
 from components.qa.tokenization import WordPieceTokenizer
 
@@ -108,7 +108,7 @@ def compatibility(
     metadata = inference.read_tflite_metadata(model_buffer)
     if metadata is None:
         problems.append("no TFLite metadata")
-    elif inference.VOCAB_FILE_NAME not in str(metadata):
+    elif contracts.VOCAB_FILE not in str(metadata):
         problems.append("no WordPiece vocab in the metadata")
     result = {"compatible": False, "problems": problems, "answer": None}
     if problems:

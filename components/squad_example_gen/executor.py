@@ -29,10 +29,9 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components import beam_executor
-from components.qa import squad, squad_json
+from components.qa import contracts, squad, squad_json
 
 SKIP_INVALID_KEY = "skip_invalid"
-REPORT_FILE_NAME = "invalid_records.json"
 # Exec property (added by `Executor.Do`, like TFX's '_beam_pipeline_args') naming the
 # directory where each input split's Beam pipeline writes its partial report.
 _PARTIAL_REPORTS_DIR_KEY = "_squad_partial_reports_dir"
@@ -233,7 +232,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY]
         )
-        report_path = os.path.join(examples.uri, REPORT_FILE_NAME)
+        report_path = os.path.join(examples.uri, contracts.INVALID_RECORDS_FILE)
         with tf.io.gfile.GFile(report_path, "w") as f:
             json.dump(report, f, indent=1, ensure_ascii=False)
         for key in ("num_questions", "num_examples", "num_skipped"):

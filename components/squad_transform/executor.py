@@ -36,7 +36,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components import beam_executor
-from components.qa import encoders
+from components.qa import contracts, encoders
 from components.qa import spec as spec_lib
 from components.qa import windows as windows_lib
 from components.squad_transform import length_buckets, windowing
@@ -53,8 +53,6 @@ PADDED_LENGTHS_PROPERTY = "padded_lengths"
 # The spec parameters that change the windows: the encoder (its vocab) and the cutting.
 WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
-STATS_FILE_NAME = "window_stats.json"
-SKIPPED_FILE_PREFIX = "skipped-"
 OUTPUT_FILE_PREFIX = "data_tfrecord"
 
 
@@ -128,7 +126,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         stats = _read_counters(result, splits)
         stats["config"] = {**vars(config), "vocab": vocab_path}
         stats["length_buckets"] = _bucket_stats(graph.uri, config.seq_len) if num_buckets else None
-        stats_path = os.path.join(output.uri, STATS_FILE_NAME)
+        stats_path = os.path.join(output.uri, contracts.WINDOW_STATS_FILE)
         with tf.io.gfile.GFile(stats_path, "w") as f:
             json.dump(stats, f, indent=1)
         for name in windowing.COUNTERS:
@@ -137,7 +135,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             "SquadTransform: %d questions -> %d windows; %d skipped (answer not found, listed "
             "in %s), %d without passage tokens; stats in %s",
             stats["num_questions"], stats["num_windows"], stats["num_skipped"],
-            os.path.join(output.uri, SKIPPED_FILE_PREFIX + "<split>.jsonl"),
+            os.path.join(output.uri, contracts.SKIPPED_QUESTIONS_PREFIX + "<split>.jsonl"),
             stats["num_no_windows"], stats_path,
         )
         if num_buckets:
@@ -163,7 +161,7 @@ def _window_split(pipeline: beam.Pipeline, examples: types.Artifact, output: typ
         file_name_suffix=".gz",
     )
     _ = results[windowing.SKIPPED_TAG] | f"WriteSkipped[{split}]" >> beam.io.WriteToText(
-        os.path.join(output.uri, SKIPPED_FILE_PREFIX + split),
+        os.path.join(output.uri, contracts.SKIPPED_QUESTIONS_PREFIX + split),
         file_name_suffix=".jsonl",
         shard_name_template="",
     )

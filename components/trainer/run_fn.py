@@ -38,7 +38,7 @@ from typing import Any
 import tensorflow as tf
 from absl import logging
 
-from components.qa import encoders, progress, tf1_hub
+from components.qa import contracts, encoders, progress, tf1_hub
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.squad_transform import length_buckets
@@ -56,7 +56,6 @@ MIXED_PRECISION_KEY = "mixed_precision"
 # pipelines.config.MIXED_PRECISIONS.
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # The training's steps, time and loss, beside the SavedModel (TF Serving's extra assets).
-TRAINING_RECORD = "assets.extra/training.json"
 # Where executions keep their resumable state, beside `model_run/` in the pipeline root.
 TRAINING_STATE_DIR = "training_state"
 # How long a non-chief worker waits for the chief's export before failing.
@@ -381,7 +380,7 @@ def _write_training_record(serving_dir: str, record: dict[str, Any]) -> None:
     """`assets.extra/training.json` beside the SavedModel (read by the model card).
 
     `train_seconds` is this execution's (a resumed training counts what it ran)."""
-    path = os.path.join(serving_dir, TRAINING_RECORD)
+    path = os.path.join(serving_dir, contracts.TRAINING_RECORD)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(record, f, indent=1, sort_keys=True)

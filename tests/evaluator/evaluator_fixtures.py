@@ -15,9 +15,9 @@ import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.evaluator import executor
+from components.qa import contracts, squad, windows
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
-from components.qa import squad, windows
 
 SEQ_LEN = 32
 WORDS = ["houston", "texas", "beyonce", "born", "where", "was", "in", "she", "sang", "choirs",
@@ -146,5 +146,5 @@ def run_evaluator(root, examples, model, baseline=None, transformed=None,
                if beam_pipeline_args else None)
     executor.Executor(context).Do(
         inputs, {"evaluation": [evaluation], "blessing": [blessing]}, exec_properties)
-    with open(os.path.join(evaluation.uri, executor.METRICS_FILE)) as f:
+    with open(os.path.join(evaluation.uri, contracts.METRICS_FILE)) as f:
         return json.load(f), evaluation, blessing

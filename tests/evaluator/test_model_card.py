@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components.evaluator import executor, gate, model_card
+from components.qa import contracts
 from tests.evaluator.evaluator_fixtures import (
     EVAL_QUESTIONS,
     SPEC,
@@ -189,9 +190,10 @@ def test_the_card_of_a_real_evaluator_run_holds_that_runs_figures(tmp_path):
         tmp_path, examples, model, baseline=baseline,
         **{executor.SPEC_KEY: spec.to_json(), executor.REQUIRE_TASK_LIBRARY_KEY: True,
            executor.MIN_F1_KEY: 50.0, executor.MIN_TASK_LIBRARY_F1_KEY: 50.0})
-    with open(os.path.join(evaluation.uri, model_card.JSON_FILE), encoding="utf-8") as f:
+    with open(os.path.join(evaluation.uri, contracts.MODEL_CARD_JSON_FILE), encoding="utf-8") as f:
         card = json.load(f)
-    with open(os.path.join(evaluation.uri, model_card.MARKDOWN_FILE), encoding="utf-8") as f:
+    markdown_path = os.path.join(evaluation.uri, contracts.MODEL_CARD_MARKDOWN_FILE)
+    with open(markdown_path, encoding="utf-8") as f:
         markdown = f.read()
     assert card["model"]["uri"] == model.uri and card["spec"] == spec.to_dict()
     assert card["data"]["examples"]["questions"] == {"train": 6, "eval": 6}

@@ -11,6 +11,7 @@ import google.cloud.storage
 import pytest
 
 from components.pusher import executor
+from components.qa import contracts
 from tests.pusher.fake_gcs import FakeClient, FakeStorage
 
 RACES = 20
@@ -34,7 +35,7 @@ def make_files(root, label: str) -> tuple[dict[str, str], dict[str, str]]:
 
 def assert_complete(version_dir, model_files: dict[str, str]) -> None:
     """The version holds these model files, a manifest of them and the marker."""
-    manifest = json.loads((version_dir / executor.MANIFEST_FILE).read_text())
+    manifest = json.loads((version_dir / contracts.MANIFEST_FILE).read_text())
     assert (version_dir / executor.COMPLETE_MARKER).is_file()
     assert manifest["version"] == int(version_dir.name)
     assert sorted(manifest["files"]) == sorted(model_files)

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 
-from components.qa import squad
+from components.qa import contracts, squad
 from components.squad_example_gen import component, executor
 
 
@@ -21,7 +21,7 @@ def read_split(examples: standard_artifacts.Examples, split: str) -> list[squad.
 
 
 def read_report(examples: standard_artifacts.Examples) -> dict:
-    with tf.io.gfile.GFile(os.path.join(examples.uri, executor.REPORT_FILE_NAME)) as f:
+    with tf.io.gfile.GFile(os.path.join(examples.uri, contracts.INVALID_RECORDS_FILE)) as f:
         return json.load(f)
 
 

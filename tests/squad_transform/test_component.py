@@ -13,8 +13,8 @@ from ml_metadata import metadata_store
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, channel, standard_artifacts
 
+from components.qa import contracts, squad
 from components.qa import spec as spec_lib
-from components.qa import squad
 from components.qa.windows import WindowConfig, WindowMaker, window_from_tf_example
 from components.squad_example_gen.component import SquadExampleGen
 from components.squad_transform import executor, length_buckets
@@ -85,7 +85,7 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog, num
     maker = WindowMaker(os.path.join(model_spec.uri, "assets", "vocab.txt"),
                         WindowConfig(96, 24, 32))
     stats = json.loads(tf.io.gfile.GFile(
-        os.path.join(windows.uri, executor.STATS_FILE_NAME)).read())
+        os.path.join(windows.uri, contracts.WINDOW_STATS_FILE)).read())
     skipped_ids = []
     total_windows = 0
     train_lengths = []

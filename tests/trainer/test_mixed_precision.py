@@ -9,7 +9,7 @@ import tensorflow as tf
 from official.nlp.optimization import AdamWeightDecay
 from tfx import v1 as tfx
 
-from components.qa import encoders, inference, tf1_hub, tflite
+from components.qa import contracts, encoders, inference, tf1_hub, tflite
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.trainer import run_fn
@@ -64,7 +64,7 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_exports_float32(
     for trained_weight, exported_weight in zip(trained.get_weights(), exported.get_weights(),
                                                strict=True):
         np.testing.assert_array_equal(trained_weight, exported_weight)
-    with open(os.path.join(fn_args.serving_model_dir, run_fn.TRAINING_RECORD)) as f:
+    with open(os.path.join(fn_args.serving_model_dir, contracts.TRAINING_RECORD)) as f:
         record = json.load(f)
     assert record["mixed_precision"] == "mixed_bfloat16"
     assert np.isfinite(record["final_loss"])

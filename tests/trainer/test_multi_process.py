@@ -11,8 +11,8 @@ import signal
 
 import pytest
 
+from components.qa import contracts
 from components.squad_transform import length_buckets
-from components.trainer import run_fn
 from tests.trainer import fixtures
 from tests.trainer.test_strategies import checkpoint_step, encoder_moved
 
@@ -185,7 +185,8 @@ def test_two_workers_through_the_tfx_trainer_executor(tiny_spec, window_files, t
     serving = trainer / "model" / "7" / "Format-Serving"
     assert os.path.exists(serving / "saved_model.pb")
     assert f"batches of one length bucket (padded to {buckets})" in chief
-    assert json.loads((serving / run_fn.TRAINING_RECORD).read_text())["length_buckets"] == buckets
+    record = json.loads((serving / contracts.TRAINING_RECORD).read_text())
+    assert record["length_buckets"] == buckets
     (state,) = os.listdir(trainer / "training_state")  # one execution, one state dir
     assert checkpoint_step(str(trainer / "training_state" / state)) == 4
     # Nothing from the worker's temporary dirs is left, and one model was exported.

@@ -1,0 +1,36 @@
+"""The file names the components, the pusher's users and the commands agree on, in one
+TensorFlow-free place: what each component writes into its output artifacts.
+
+- SquadExampleGen's Examples: `INVALID_RECORDS_FILE` (records skipped or refused).
+- SquadTransform's windows: `WINDOW_STATS_FILE` (counts per split) and one
+  `SKIPPED_QUESTIONS_PREFIX<split>.jsonl` per split (questions without a window).
+- The Trainer's Model: `TRAINING_RECORD` under the serving directory.
+- QaEvaluator's ModelEvaluation: `METRICS_FILE`, `PREDICTIONS_FILE`, `REPORT_FILE`, the
+  model card (`MODEL_CARD_JSON_FILE`, `MODEL_CARD_MARKDOWN_FILE`), each TFLite file at
+  `tflite_relative_path(quantization)` and the baseline's under `BASELINE_DIR`.
+- TFLitePusher's version directory: `TFLITE_FILE`, `VOCAB_FILE`, `MANIFEST_FILE` and the
+  evaluation's files above. `VOCAB_FILE` is also the vocab's name in a SavedModel's assets
+  and in a .tflite file's metadata.
+"""
+
+from __future__ import annotations
+
+INVALID_RECORDS_FILE = "invalid_records.json"
+WINDOW_STATS_FILE = "window_stats.json"
+SKIPPED_QUESTIONS_PREFIX = "skipped-"
+TRAINING_RECORD = "assets.extra/training.json"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.json"
+REPORT_FILE = "report.html"
+MODEL_CARD_JSON_FILE = "model_card.json"
+MODEL_CARD_MARKDOWN_FILE = "model_card.md"
+TFLITE_DIR = "tflite"
+TFLITE_FILE = "model.tflite"
+BASELINE_DIR = "baseline"
+VOCAB_FILE = "vocab.txt"
+MANIFEST_FILE = "manifest.json"
+
+
+def tflite_relative_path(quantization: str) -> str:
+    """Where the evaluation keeps the TFLite file of a quantization."""
+    return f"{TFLITE_DIR}/{quantization}/{TFLITE_FILE}"
