@@ -381,6 +381,8 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
                 saved_model_dir, path, agreement_windows)
             logging.info("%s vs SavedModel: %s", name, result["agreement"])
             result["task_library"] = compatibility[quantization]
+            with tf.io.gfile.GFile(path, "rb") as f:
+                result["float_ops"] = tflite.float_ops(f.read())
             logging.info("%s in the Task Library: %s", name, result["task_library"])
             models[name] = result
             scores[name] = scorer.question_scores(lite_answers)

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from components.qa import int16_float_islands
+from components.qa import int8_calibration, int16_float_islands
 from components.qa import spec as spec_lib
 from components.qa.inference import SERVING_CONFIG_PREFIX, TFLitePredictor, load_predictor
 
@@ -75,10 +75,13 @@ def export_tflite(
       spec: gives `seq_len` and the TFLite tensor names.
       vocab_path: the WordPiece vocab packed into the metadata as `vocab.txt`.
       quantization: one of `QUANTIZATIONS`: 'float32' (none), 'dynamic' (int8 weights),
-        'float16' (float16 weights), 'int8' (full integer: int8 weights and activations)
-        or 'int16x8' (int8 weights, int16 activations, with float32 where int16 fails:
+        'float16' (float16 weights), 'int8' (full integer: int8 weights and activations,
+        calibrated on the tensors' true ranges with the attention mask clipped:
+        `int8_calibration`; only the int32 mask's CAST to float32 stays float) or
+        'int16x8' (int8 weights, int16 activations, with float32 where int16 fails:
         `int16_float_islands`); the last two are calibrated on `representative_windows`
-        (`CALIBRATED_QUANTIZATIONS`). Inputs stay int32 and outputs float32 in every format.
+        (`CALIBRATED_QUANTIZATIONS`). Inputs stay int32 and outputs float32 in every format;
+        `float_ops` names the ops of a file that compute in float32.
       representative_windows: for 'int8' and 'int16x8': arrays `input_ids`, `input_mask`,
         `segment_ids`, each `[N, seq_len]`, a sample of training windows.
       serving_config: the settings to answer with (`query_len`, `doc_stride`, the SQuAD 2.0
@@ -108,7 +111,10 @@ def export_tflite(
         [fixed_shape.get_concrete_function()], model
     )
     _configure_quantization(converter, quantization, representative_windows, spec.seq_len)
-    model_buffer = converter.convert()
+    if quantization == "int8":
+        model_buffer = int8_calibration.quantize(converter, converter.representative_dataset)
+    else:
+        model_buffer = converter.convert()
     if quantization == "int16x8":
         model_buffer = int16_float_islands.float_islands(model_buffer)
     model_buffer = _rename_tensors(model_buffer, spec)
@@ -157,6 +163,44 @@ def _configure_quantization(
 
         converter.representative_dataset = dataset
         converter.target_spec.supported_ops = _OPS_SETS[quantization]
+
+
+def float_ops(model_buffer: bytes) -> dict[str, int]:
+    """{builtin op name: count} of the ops that compute in float32 in a .tflite model.
+
+    An op counts when one of its inputs or outputs is a float32 tensor, except QUANTIZE and
+    DEQUANTIZE (they only convert at the edges of integer ops). For 'int8' and 'int16x8'
+    files these are the ops left in float (int8: the CAST of the int32 mask to float32;
+    int16x8: `int16_float_islands`' ops); in float32, float16 and dynamic-range files
+    nearly every op. Custom ops are named by their custom code. Reads the flatbuffer only
+    (no interpreter), with the metadata's appended files or without.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items()
+             if not name.startswith("_")}
+    skip = {schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE}
+    model = schema.Model.GetRootAs(model_buffer, 0)
+    counts: dict[str, int] = {}
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for n in range(graph.OperatorsLength()):
+            op = graph.Operators(n)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin in skip:
+                continue
+            tensors = [op.Inputs(k) for k in range(op.InputsLength())]
+            tensors += [op.Outputs(k) for k in range(op.OutputsLength())]
+            if not any(i >= 0 and graph.Tensors(i).Type() == schema.TensorType.FLOAT32
+                       for i in tensors):
+                continue
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                name = (code.CustomCode() or b"").decode()
+            else:
+                name = names.get(builtin, str(builtin))
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _rename_tensors(model_buffer: bytes, spec: spec_lib.BertQaSpec) -> bytes:

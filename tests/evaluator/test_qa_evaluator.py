@@ -137,6 +137,10 @@ def test_every_quantization_is_scored_and_int8_is_calibrated_on_train_windows(mo
         assert os.path.exists(os.path.join(evaluation.uri, result["path"]))
         assert result["f1_drop"] == 0.0 and result["latency_ms"] > 0.0
     assert summary["models"]["tflite_float32"]["agreement"]["max_abs_diff_start"] < 1e-5
+    # The ops left in float are recorded per file: in int8 only the keyword model's CASTs of
+    # its int32 mask and segment ids to float (they feed QUANTIZE ops).
+    assert summary["models"]["tflite_int8"]["float_ops"] == {"CAST": 2}
+    assert summary["models"]["tflite_float32"]["float_ops"]["GATHER"] == 1
 
 
 def test_squad_2_writes_null_odds_and_scores_unanswerable_questions(models, tmp_path):

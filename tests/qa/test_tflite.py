@@ -293,6 +293,10 @@ def test_int16x8_is_int16_but_where_int16_fails(tmp_path):
             assert {graph.tensors[i].type for i in [*op.inputs, *op.outputs]} == {
                 schema.TensorType.FLOAT32}, name
     assert schema.TensorType.INT16 in {t.type for t in graph.tensors}
+    # What stays float: LayerNorm's SQUARED_DIFFERENCE, the mask (SUB, MUL), its ADD to
+    # the scores and the softmax; and the CASTs of the int32 inputs.
+    assert tflite.float_ops(open(path, "rb").read()) == {
+        "ADD": 1, "CAST": 2, "MUL": 1, "SOFTMAX": 1, "SQUARED_DIFFERENCE": 1, "SUB": 1}
     # The ends stay as in every format: int32 inputs, float32 outputs.
     interpreter = tf.lite.Interpreter(model_path=path)
     assert {d["dtype"] for d in interpreter.get_input_details()} == {np.int32}
@@ -302,6 +306,150 @@ def test_int16x8_is_int16_but_where_int16_fails(tmp_path):
     assert agreement["same_best_span_share"] == 1.0
     assert agreement["max_abs_diff_start"] <= 0.05
     assert agreement["max_abs_diff_end"] <= 0.05
+
+
+def _op_tensor_types(path: str, name: str) -> list[set[str]]:
+    """The tensor types each `name` op of the file reads and writes."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(path)
+    graph = model.subgraphs[0]
+    types = {code: type_name for type_name, code in vars(schema.TensorType).items()
+             if not type_name.startswith("_")}
+    return [{types[graph.tensors[i].type] for i in [*op.inputs, *op.outputs] if i >= 0}
+            for op in graph.operators
+            if model.operatorCodes[op.opcodeIndex].builtinCode
+            == getattr(schema.BuiltinOperator, name)]
+
+
+def test_int8_is_int8_but_the_mask_cast(tmp_path):
+    """Full integer on what int8 loses in BERT encoders: TF 2.15's calibrator records the
+    mask `1 - mask` as [-1e9, 1] (the in-place MUL by -1e9 overwrites it before it is
+    logged) and one int8 scale for scores + a -1e9 mask rounds the scores to 0; the export
+    calibrates on true ranges and clips the mask, and every op stays int8 but the CASTs
+    of the int32 inputs to float32 (before their QUANTIZE ops)."""
+    vocab = write_vocab(tmp_path)
+    saved_model = save_encoder_like_keyword_model(tmp_path / "saved_model", vocab)
+    path = tflite.export_tflite(
+        saved_model, str(tmp_path / "m.tflite"), small_spec(), vocab, quantization="int8",
+        representative_windows=random_windows(32, seed=5),
+    )
+    assert tflite.float_ops(open(path, "rb").read()) == {"CAST": 2}
+    for name in ("SQUARED_DIFFERENCE", "RSQRT", "SOFTMAX", "ADD", "FULLY_CONNECTED"):
+        types = _op_tensor_types(path, name)
+        assert types, f"the model has no {name} op any more"
+        assert all(t <= {"INT8", "INT32"} for t in types), (name, types)
+    interpreter = tf.lite.Interpreter(model_path=path)
+    assert {d["dtype"] for d in interpreter.get_input_details()} == {np.int32}
+    assert {d["dtype"] for d in interpreter.get_output_details()} == {np.float32}
+    agreement = tflite.compare_with_saved_model(saved_model, path, random_windows(8, seed=9))
+    assert agreement["same_best_span_share"] == 1.0
+    # The softmax term is 0.1 to 0.9 of the start logits; uniform (unmasked), it is 1/32.
+    assert agreement["max_abs_diff_start"] <= 0.05, agreement
+    assert agreement["max_abs_diff_end"] <= 0.05, agreement
+
+
+def test_clip_attention_masks_bounds_the_mask_below_the_scores():
+    """The clipped mask takes every masked score MASK_MARGIN below the smallest real one;
+    large values that are no mask of softmax scores keep their ranges."""
+    from components.qa import int8_calibration
+
+    model = _model_of([("SUB", [0, 1], [2]), ("MUL", [2, 3], [4]), ("ADD", [5, 4], [6]),
+                       ("RESHAPE", [6, 7], [8]), ("SOFTMAX", [8], [9]),
+                       # A large activation added to a small one, read by no softmax.
+                       ("ADD", [10, 11], [12]), ("FULLY_CONNECTED", [12, 13], [14]),
+                       # A large positive tensor added to scores before a softmax.
+                       ("ADD", [5, 15], [16]), ("SOFTMAX", [16], [17])])
+    ranges = {1: (0.0, 1.0), 2: (0.0, 1.0), 4: (-1e9, 0.0), 5: (-8.0, 12.0),
+              6: (-1e9, 12.0), 8: (-1e9, 12.0), 9: (0.0, 1.0), 10: (-3000.0, 2000.0),
+              11: (-2.0, 2.0), 12: (-3002.0, 2002.0), 14: (-5.0, 5.0), 15: (0.0, 5000.0),
+              16: (-8.0, 5012.0), 17: (0.0, 1.0)}
+    unchanged = {i: ranges[i] for i in (1, 2, 9, 10, 11, 12, 14, 15, 16, 17)}
+    margin = int8_calibration.MASK_MARGIN
+    assert int8_calibration.clip_attention_masks(model, ranges) == ["t6"]
+    assert ranges[6] == ranges[8] == (-8.0 - margin, 12.0)
+    assert ranges[4] == (-(20.0 + margin), 0.0)
+    # Every masked score (at most 12 - 20 - margin) is clipped to the sum's low end.
+    assert 12.0 + ranges[4][0] <= ranges[6][0]
+    assert {i: ranges[i] for i in unchanged} == unchanged
+
+
+def _model_of(ops: list[tuple[str, list[int], list[int]]], types: dict[int, int] | None = None,
+              custom: str = "MyCustomOp"):
+    """A TFLite model object with these (op name, inputs, outputs), float32 tensors unless
+    `types` says otherwise; 'CUSTOM' ops get the custom code `custom`."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT()
+    model.version = 3
+    model.buffers = [schema.BufferT()]
+    model.operatorCodes = []
+    graph = schema.SubGraphT()
+    count = 1 + max(i for _, inputs, outputs in ops for i in [*inputs, *outputs])
+    graph.tensors = []
+    for i in range(count):
+        tensor = schema.TensorT()
+        tensor.shape, tensor.buffer, tensor.name = [1], 0, f"t{i}".encode()
+        tensor.type = (types or {}).get(i, schema.TensorType.FLOAT32)
+        graph.tensors.append(tensor)
+    graph.operators = []
+    codes: dict[str, int] = {}
+    for name, inputs, outputs in ops:
+        if name not in codes:
+            code = schema.OperatorCodeT()
+            code.builtinCode = getattr(schema.BuiltinOperator, name)
+            code.deprecatedBuiltinCode = min(code.builtinCode, 127)
+            if name == "CUSTOM":
+                code.customCode = custom
+            codes[name] = len(model.operatorCodes)
+            model.operatorCodes.append(code)
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = codes[name], inputs, outputs
+        graph.operators.append(op)
+    graph.inputs, graph.outputs = [0], [count - 1]
+    model.subgraphs = [graph]
+    return model
+
+
+def test_float_ops_names_the_ops_that_compute_in_float():
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    int8, int32 = schema.TensorType.INT8, schema.TensorType.INT32
+    model = _model_of(
+        [("CAST", [0], [1]), ("QUANTIZE", [1], [2]), ("ADD", [2, 2], [3]),
+         ("RESHAPE", [0, 4], [5]), ("DEQUANTIZE", [3], [6]), ("SOFTMAX", [6], [7]),
+         ("ADD", [7, 7], [8]), ("CUSTOM", [8], [9]), ("MUL", [3, 3], [10]),
+         ("QUANTIZE", [9], [11]), ("ADD", [10, 11], [12])],
+        types={0: int32, 2: int8, 3: int8, 4: int32, 5: int32, 10: int8, 11: int8,
+               12: int8},
+    )
+    buffer = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    # CAST int32 -> float32 computes a float; QUANTIZE/DEQUANTIZE and the all-integer
+    # ADD, MUL and RESHAPE are left out.
+    want = {"ADD": 1, "CAST": 1, "MyCustomOp": 1, "SOFTMAX": 1}
+    assert tflite.float_ops(buffer) == want
+    # A file with appended metadata files reads the same.
+    assert tflite.float_ops(buffer + b"PK\x03\x04 appended zip") == want
+    assert tflite.float_ops(bytes(flatbuffer_utils.convert_object_to_bytearray(
+        _model_of([("RESHAPE", [0, 1], [2])], types={0: int8, 1: int32, 2: int8})))) == {}
+
+
+def test_float_ops_agrees_with_the_interpreter(keyword_tflite, tmp_path):
+    """On an exported file with metadata: the ops with a float32 tensor, as the interpreter
+    lists them."""
+    interpreter = tf.lite.Interpreter(model_path=keyword_tflite)
+    dtypes = {d["index"]: d["dtype"] for d in interpreter.get_tensor_details()}
+    want: dict[str, int] = {}
+    for op in interpreter._get_ops_details():
+        tensors = [*op["inputs"], *op["outputs"]]
+        if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE") and any(
+                i >= 0 and dtypes[i] == np.float32 for i in tensors):
+            want[op["op_name"]] = want.get(op["op_name"], 0) + 1
+    got = tflite.float_ops(open(keyword_tflite, "rb").read())
+    assert got == want
+    assert sum(got.values()) > 0
 
 
 @pytest.fixture(scope="module")
