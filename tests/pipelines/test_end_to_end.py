@@ -246,3 +246,39 @@ def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun,
     assert summary.pushed[-1]["pushed"] == 0  # gated: F1 100 is out of reach
     assert sorted(glob.glob(os.path.join(config.push_destination, "**"),
                             recursive=True)) == pushed_before
+
+
+def test_a_new_span_with_the_same_encoder_warm_starts_and_pushes_version_2(
+        workspace, rerun, tmp_path_factory):
+    """Run 4, the scheduled retraining the README describes: span 3 arrives and the pipeline
+    runs with run 2's settings. The Trainer warm-starts from run 2's blessed model (run 3's
+    was not blessed), the evaluator compares with it, and version 2 is pushed beside 1.
+    (max_regression 100: 30 steps on 60 questions give no stable difference to gate on.)"""
+    config, env = workspace
+    from components.qa import contracts, synth
+
+    synth.make_synthetic_squad(os.path.join(config.data_root, "span-3"), n=60, seed=3)
+    tmp_dir = tmp_path_factory.mktemp("run4") / "tmp"
+    result, log = _mbqa(["run"], {**env, "MBQA_MAX_REGRESSION": "100"}, tmp_dir)
+    assert result.returncode == EXIT_PUSHED, result.stdout[-3000:] + result.stderr[-3000:]
+    trainers = [t for t in _trainer_base_models(config) if t[1]]
+    (_, run2_model), _, (base_inputs, run4_model) = trainers[-3:]
+    assert base_inputs == run2_model
+    summary = run_summary(config)
+    assert summary.pushed[-1]["pushed"] == 1 and summary.pushed[-1]["pushed_version"] == "2"
+    version = summary.pushed[-1]["pushed_destination"]
+    assert version == os.path.join(config.push_destination, "2")
+    assert sorted(os.listdir(config.push_destination)) == ["1", "2"]
+    with open(os.path.join(version, "saved_model", contracts.TRAINING_RECORD)) as f:
+        warm_from = json.load(f)["warm_start_from"]
+    from ml_metadata import metadata_store
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(config.resolved_metadata_path()))
+    (run2_uri,) = (a.uri for a in store.get_artifacts_by_id(run2_model))
+    assert warm_from.startswith(run2_uri), (warm_from, run2_uri)
+    assert f"warm start from {warm_from}" in result.stdout
+    with open(os.path.join(summary.evaluation_uris[-1], contracts.METRICS_FILE)) as f:
+        assert json.load(f)["baseline"]["model_uri"] == run2_uri
+    assert "Warm start: loaded the weights of" in log
