@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from components.qa import answering, inference, metrics, squad_json, tflite
+from components.qa import answering, contracts, inference, metrics, squad_json, tflite
 from components.qa import spec as spec_lib
 from components.qa.windows import WindowConfig, WindowMaker
 
@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--seq_len", type=int, default=384)
     parser.add_argument("--query_len", type=int, default=64)
     parser.add_argument("--doc_stride", type=int, default=128)
-    parser.add_argument("--quantizations", nargs="+", default=list(tflite.QUANTIZATIONS),
-                        choices=tflite.QUANTIZATIONS)
+    parser.add_argument("--quantizations", nargs="+", default=list(contracts.QUANTIZATIONS),
+                        choices=contracts.QUANTIZATIONS)
     parser.add_argument("--representative", type=int, default=100,
                         help="training windows to calibrate int8/int16x8 on")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -107,7 +107,7 @@ def main() -> None:
     eval_windows = [w for e in examples for w in maker.make_windows(e, training=False)]
     latency_windows = window_arrays(eval_windows[: args.latency_windows])
     representative = None
-    if any(q in tflite.CALIBRATED_QUANTIZATIONS for q in args.quantizations):
+    if any(q in contracts.CALIBRATED_QUANTIZATIONS for q in args.quantizations):
         representative = representative_windows(args.train, maker, args.representative)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ class ExportFormat(enum.Enum):
 class QuantizationConfig:
     """Model Maker's post-training quantization settings.
 
-    They map to the exporter's named quantizations (`components.qa.tflite.QUANTIZATIONS`):
+    They map to the exporter's named quantizations (`components.qa.contracts.QUANTIZATIONS`):
     `representative_data` → 'int8' (full integer, calibrated on up to `quantization_steps`
     of its windows), `supported_types=[tf.float16]` → 'float16', otherwise 'dynamic'.
     The model's inputs stay int32 token ids and its outputs float32 logits, as the Task

@@ -27,14 +27,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from components.evaluator.gate import GateConfig
+from components.qa import contracts
 from components.qa import spec as spec_lib
 from components.trainer.vertex_training import MULTI_MACHINE_STRATEGIES, VertexTrainingSettings
 
 TARGETS = ("local", "kubeflow", "vertex")
 LOCAL_ORCHESTRATORS = ("local", "beam")
-QUANTIZATIONS = ("float32", "dynamic", "float16", "int8", "int16x8")
-# Keras mixed precision policies of the Trainer (components.trainer.run_fn's too).
-MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
 ENV_PREFIX = "MBQA_"
 # A directory is a Hub module if it holds one of these (TF2 SavedModel / TF1 Hub format).
 _HUB_MODULE_FILES = ("saved_model.pb", "tfhub_module.pb")
@@ -264,16 +262,16 @@ class PipelineConfig:
             errors.append(f"length_buckets={self.length_buckets} must be 0 (off) or >= 2")
         errors.extend(GateConfig(**{f.name: getattr(self, f.name)
                                     for f in dataclasses.fields(GateConfig)}).errors())
-        unknown = [q for q in self.quantizations if q not in QUANTIZATIONS]
+        unknown = [q for q in self.quantizations if q not in contracts.QUANTIZATIONS]
         if unknown or not self.quantizations:
             errors.append(f"quantizations={self.quantizations} must be a non-empty subset of "
-                          f"{QUANTIZATIONS}")
+                          f"{contracts.QUANTIZATIONS}")
         bad_args = [a for a in self.beam_pipeline_args if not a.startswith("--")]
         if bad_args:
             errors.append(f"beam_pipeline_args {bad_args} must be --flag=value options")
-        if self.mixed_precision not in ("", *MIXED_PRECISIONS):
+        if self.mixed_precision not in ("", *contracts.MIXED_PRECISION_POLICIES):
             errors.append(f"mixed_precision={self.mixed_precision!r} is not '' (off) or one of "
-                          f"{MIXED_PRECISIONS}")
+                          f"{contracts.MIXED_PRECISION_POLICIES}")
         elif self.mixed_precision == "mixed_float16" and spec.distribution_strategy == "tpu":
             errors.append("mixed_precision='mixed_float16' cannot run on TPUs "
                           "(spec.distribution_strategy='tpu'): TPUs use 'mixed_bfloat16'")

@@ -15,8 +15,8 @@ from tfx.orchestration import data_types
 from tfx.types import channel, component_spec, standard_artifacts, standard_component_specs
 
 from components.evaluator import executor, gate
+from components.qa import contracts
 from components.qa import spec as spec_lib
-from components.qa import tflite
 
 
 class QaEvaluatorSpec(types.ComponentSpec):
@@ -114,7 +114,7 @@ class QaEvaluator(base_component.BaseComponent):
             answers every eval question (its first window only, as on the device) reaches
             this (0: off).
           quantizations: TFLite formats to export and score, the first being the one to
-            ship (`components.qa.tflite.QUANTIZATIONS`).
+            ship (`components.qa.contracts.QUANTIZATIONS`).
           version_2_with_negative: SQuAD 2.0 (unanswerable questions) or 1.1; None: 2.0 when
             any eval question is unanswerable.
           null_score_diff_threshold: SQuAD 2.0: predict no answer when the null score beats
@@ -124,13 +124,13 @@ class QaEvaluator(base_component.BaseComponent):
           max_eval_examples: score only the first N questions (0: all).
         """
         quantizations = list(quantizations)
-        unknown = [q for q in quantizations if q not in tflite.QUANTIZATIONS]
+        unknown = [q for q in quantizations if q not in contracts.QUANTIZATIONS]
         if not quantizations or unknown:
             raise ValueError(
                 f"quantizations={quantizations} must be a non-empty list of "
-                f"{tflite.QUANTIZATIONS}"
+                f"{contracts.QUANTIZATIONS}"
             )
-        calibrated = [q for q in quantizations if q in tflite.CALIBRATED_QUANTIZATIONS]
+        calibrated = [q for q in quantizations if q in contracts.CALIBRATED_QUANTIZATIONS]
         if calibrated and transformed_examples is None:
             raise ValueError(f"quantizations has {calibrated}: pass transformed_examples (its "
                              "train windows calibrate them)")

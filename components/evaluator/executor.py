@@ -309,7 +309,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             output_dict[standard_component_specs.EVALUATION_KEY])
         blessing = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.BLESSING_KEY])
-        calibrated = [q for q in quantizations if q in tflite.CALIBRATED_QUANTIZATIONS]
+        calibrated = [q for q in quantizations if q in contracts.CALIBRATED_QUANTIZATIONS]
         if calibrated and not transformed:
             raise ValueError(f"quantizations has {calibrated} but no transformed_examples were "
                              "given to draw its representative training windows from")

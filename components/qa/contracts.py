@@ -1,5 +1,7 @@
-"""The file names the components, the pusher's users and the commands agree on, in one
-TensorFlow-free place: what each component writes into its output artifacts.
+"""What the components, the pipeline settings and the commands must agree on, in one
+TensorFlow-free place (the settings are checked before TensorFlow is imported): the TFLite
+quantizations, the Keras mixed precision policies, and the files each component writes
+into its output artifacts.
 
 - SquadExampleGen's Examples: `INVALID_RECORDS_FILE` (records skipped or refused).
 - SquadTransform's windows: `WINDOW_STATS_FILE` (counts per split) and one
@@ -14,6 +16,14 @@ TensorFlow-free place: what each component writes into its output artifacts.
 """
 
 from __future__ import annotations
+
+# TFLite quantizations of `components.qa.tflite.export_tflite`; the first one a pipeline
+# lists is shipped (dynamic range by default, as Model Maker).
+QUANTIZATIONS = ("dynamic", "float32", "float16", "int8", "int16x8")
+# The ones calibrated on a representative sample of training windows.
+CALIBRATED_QUANTIZATIONS = ("int8", "int16x8")
+# Keras mixed precision policies the Trainer may train under ('' trains in float32).
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
 INVALID_RECORDS_FILE = "invalid_records.json"
 WINDOW_STATS_FILE = "window_stats.json"

@@ -28,14 +28,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from components.qa import int8_calibration, int16_float_islands
+from components.qa import contracts, int8_calibration, int16_float_islands
 from components.qa import spec as spec_lib
 from components.qa.inference import SERVING_CONFIG_PREFIX, TFLitePredictor, load_predictor
 
-QUANTIZATIONS = ("dynamic", "float32", "float16", "int8", "int16x8")
-# The quantizations calibrated on a representative dataset of training windows: they need
-# `export_tflite(..., representative_windows=...)`.
-CALIBRATED_QUANTIZATIONS = ("int8", "int16x8")
 WINDOW_INPUTS = spec_lib.SERVING_INPUTS  # input_ids, input_mask, segment_ids
 MAX_ANSWER_TOKENS = 30  # as Model Maker's `max_answer_length`, for comparing best spans
 
@@ -88,9 +84,9 @@ def export_tflite(
         null threshold, ...), written into the metadata's description, where
         `inference.load_predictor` reads them (`Predictor.serving_config`).
     """
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
-    if quantization in CALIBRATED_QUANTIZATIONS and not representative_windows:
+    if quantization not in contracts.QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r} is not one of {contracts.QUANTIZATIONS}")
+    if quantization in contracts.CALIBRATED_QUANTIZATIONS and not representative_windows:
         raise ValueError(
             f"quantization={quantization!r} needs representative_windows (training windows)"
         )
@@ -150,7 +146,7 @@ def _configure_quantization(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif quantization in CALIBRATED_QUANTIZATIONS:
+    elif quantization in contracts.CALIBRATED_QUANTIZATIONS:
         arrays = [np.asarray(representative_windows[name], np.int32) for name in WINDOW_INPUTS]
         if arrays[0].ndim != 2 or arrays[0].shape[1] != seq_len:
             raise ValueError(

@@ -52,9 +52,6 @@ COLLECTIVE_TIMEOUT_KEY = "collective_timeout_s"
 WARM_START_KEY = "warm_start"
 TRIM_PADDING_KEY = "trim_padding"
 MIXED_PRECISION_KEY = "mixed_precision"
-# The Keras policies `mixed_precision` may name ('' trains in float32); as in
-# pipelines.config.MIXED_PRECISIONS.
-MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # The training's steps, time and loss, beside the SavedModel (TF Serving's extra assets).
 # Where executions keep their resumable state, beside `model_run/` in the pipeline root.
 TRAINING_STATE_DIR = "training_state"
@@ -267,9 +264,9 @@ def train_and_export(
         return None
     if train_steps <= 0:
         raise ValueError(f"train_steps={train_steps} must be > 0")
-    if mixed_precision not in ("", *MIXED_PRECISION_POLICIES):
+    if mixed_precision not in ("", *contracts.MIXED_PRECISION_POLICIES):
         raise ValueError(f"mixed_precision={mixed_precision!r} is not '' (off) or one of "
-                         f"{MIXED_PRECISION_POLICIES}")
+                         f"{contracts.MIXED_PRECISION_POLICIES}")
     policy = mixed_precision or "float32"
     strategy = strategies.make_strategy(spec, collective_timeout_s)  # Before any TF op.
     padded_lengths = (length_buckets.read_padded_lengths(transform_graph, spec.seq_len)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.qa import inference, tflite
+from components.qa import contracts, inference, tflite
 from components.qa import spec as spec_lib
 from tests.qa.test_inference import (
     SEQ_LEN,
@@ -48,7 +48,7 @@ def task_library_model(tmp_path_factory):
 TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "dynamic": 0.1, "int8": 0.5, "int16x8": 0.01}
 
 
-@pytest.mark.parametrize("quantization", tflite.QUANTIZATIONS)
+@pytest.mark.parametrize("quantization", contracts.QUANTIZATIONS)
 def test_every_quantization_converts_runs_and_agrees(quantization, keyword_model, tmp_path):
     saved_model, vocab = keyword_model
     windows = random_windows(16)
@@ -175,12 +175,12 @@ def test_bad_arguments_are_refused_before_converting(keyword_model, tmp_path):
     out = str(tmp_path / "m.tflite")
     with pytest.raises(ValueError, match="not one of"):
         tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization="int4")
-    for calibrated in tflite.CALIBRATED_QUANTIZATIONS:
+    for calibrated in contracts.CALIBRATED_QUANTIZATIONS:
         with pytest.raises(ValueError, match=f"'{calibrated}' needs representative_windows"):
             tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization=calibrated)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         tflite.export_tflite(saved_model, out, small_spec(), str(tmp_path / "missing.txt"))
-    for calibrated in tflite.CALIBRATED_QUANTIZATIONS:
+    for calibrated in contracts.CALIBRATED_QUANTIZATIONS:
         with pytest.raises(ValueError, match="seq_len=32"):
             tflite.export_tflite(saved_model, out, small_spec(), vocab, quantization=calibrated,
                                  representative_windows=random_windows(2, seq_len=16))

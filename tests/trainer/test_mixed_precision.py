@@ -115,4 +115,3 @@ def test_unusable_mixed_precision_fails_before_training_and_restores_the_policy(
             str(tmp_path / "m"), train_steps=1, eval_steps=0, mixed_precision=policy,
         )
     assert tf.keras.mixed_precision.global_policy().name == "float32"
-    assert run_fn.MIXED_PRECISION_POLICIES == config_lib.MIXED_PRECISIONS
