@@ -80,6 +80,18 @@ def native_name(original: str, num_feedforward_networks: int) -> str:
 _NATIVE_ROOT = re.compile(r"(mobile_bert_embedding|transformer_layer_\d+|pooler)(_\d+)?/")
 
 
+def _original_shape(key: str, shape: tf.TensorShape) -> tf.TensorShape:
+    """The original checkpoint's shape of the native variable `key` (a `_native_key`): the
+    original merges the per-head dimensions that Model Garden's converter splits."""
+    if key.endswith("attention_output/kernel"):  # [heads, size, out] -> [heads*size, out]
+        return tf.TensorShape([shape[0] * shape[1], shape[2]])
+    if "/attention/" in key and shape.rank == 3:  # [in, heads, size] -> [in, heads*size]
+        return tf.TensorShape([shape[0], shape[1] * shape[2]])
+    if "/attention/" in key and shape.rank == 2:  # [heads, size] -> [heads*size]
+        return tf.TensorShape([shape[0] * shape[1]])
+    return tf.TensorShape(shape)
+
+
 def _native_key(name: str) -> str:
     """A native variable's name without `:0`, any outer scope, or Keras' `_N` uniquifier."""
     name = name.split(":")[0]
@@ -207,9 +219,10 @@ def _assign(
             missing.append(_native_key(variable.name))
             continue
         value = variables[original]
-        if value.size != variable.shape.num_elements():
-            raise ValueError(f"{module_dir!r}: {original} has shape {value.shape}, the encoder "
-                             f"needs {variable.shape} ({_native_key(variable.name)})")
+        needed = _original_shape(_native_key(variable.name), variable.shape)
+        if list(value.shape) != needed.as_list():  # Same size is not enough (transposed).
+            raise ValueError(f"{module_dir!r}: {original} has shape {list(value.shape)}, the "
+                             f"encoder needs {needed.as_list()} ({_native_key(variable.name)})")
         # [in, heads * size] -> [in, heads, size]: the converter's per-head reshape.
         variable.assign(np.reshape(value, variable.shape))
         used.add(original)
@@ -324,13 +337,7 @@ def _original_layout(encoder_config: dict[str, Any]) -> Iterator[None]:
         if key not in inverse:
             raise ValueError(f"No original MobileBERT name for the variable {key!r}")
         shape = tf.TensorShape(kwargs["shape"])
-        merged = shape  # The original merges the per-head dimensions:
-        if key.endswith("attention_output/kernel"):  # [heads, size, out] -> [heads*size, out]
-            merged = [shape[0] * shape[1], shape[2]]
-        elif "/attention/" in key and shape.rank == 3:  # [in, heads, size] -> [in, heads*size]
-            merged = [shape[0], shape[1] * shape[2]]
-        elif "/attention/" in key and shape.rank == 2:  # [heads, size] -> [heads*size]
-            merged = [shape[0] * shape[1]]
+        merged = _original_shape(key, shape)
         initial = kwargs["initial_value"]
         kwargs.update(
             name=inverse[key].rsplit("/", 1)[1], shape=merged,
