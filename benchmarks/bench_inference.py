@@ -38,14 +38,14 @@ DEFAULT_SQUAD = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 def build_models(work: pathlib.Path, formats: list[str],
                  config: str) -> tuple[dict[str, str], str]:
     """The .tflite file per format (built if missing) and the module's vocab path."""
-    from components.qa import encoders, tf1_hub, tflite
+    from components.qa import encoders, mobilebert, tflite
     from components.qa import model as model_lib
     from components.qa.spec import MobileBertQaSpec
 
     module = work / "mobilebert"
     if not (module / encoders.TF1_MODULE_FILE).exists():
         started = time.perf_counter()
-        encoders.make_encoder(str(module), config or tf1_hub.PUBLISHED_CONFIG_PATH,
+        encoders.make_encoder(str(module), config or mobilebert.PUBLISHED_CONFIG_PATH,
                               tf_format=encoders.TF1)
         print(f"TF1 Hub module: {time.perf_counter() - started:.0f} s", flush=True)
     spec = MobileBertQaSpec(uri=str(module))

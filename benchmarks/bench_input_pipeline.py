@@ -162,7 +162,7 @@ def measure_size(size: str, windows: list, records: str, padded_lengths: list[in
     with `padded_lengths` (SQuAD windows) each source also trimmed and bucketed."""
     import tensorflow as tf
 
-    from components.qa import encoders, tf1_hub
+    from components.qa import encoders, mobilebert
     from components.qa import model as model_lib
     from components.qa.spec import MobileBertQaSpec
     from components.trainer import dataset as dataset_lib
@@ -170,7 +170,7 @@ def measure_size(size: str, windows: list, records: str, padded_lengths: list[in
     from pipelines.demo import DEMO_SPEC
 
     start = time.perf_counter()
-    config = encoders.TINY_CONFIG_PATH if size == "demo" else tf1_hub.PUBLISHED_CONFIG_PATH
+    config = mobilebert.TINY_CONFIG_PATH if size == "demo" else mobilebert.PUBLISHED_CONFIG_PATH
     module = encoders.make_encoder(str(work / f"encoder-{size}"), config,
                                    tf_format=encoders.TF1)
     spec = MobileBertQaSpec(uri=module, **DEMO_SPEC)

@@ -30,10 +30,10 @@ sys.path.insert(0, str(REPO))
 
 
 def make_module(out_dir: str) -> str:
-    from components.qa import encoders, tf1_hub
+    from components.qa import encoders, mobilebert
 
     if not os.path.exists(os.path.join(out_dir, encoders.TF1_MODULE_FILE)):
-        encoders.make_encoder(out_dir, tf1_hub.PUBLISHED_CONFIG_PATH, tf_format=encoders.TF1)
+        encoders.make_encoder(out_dir, mobilebert.PUBLISHED_CONFIG_PATH, tf_format=encoders.TF1)
     return out_dir
 
 

@@ -55,3 +55,26 @@ def test_a_component_imports_no_other_components_executor():
         if others:
             offenders[str(path.relative_to(REPO))] = others
     assert offenders == {}
+
+
+def test_the_qa_core_has_no_import_cycle():
+    """`components/qa` modules import each other one way (e.g. encoders -> tf1_hub ->
+    mobilebert), function-level imports included."""
+    modules = {p.stem: p for p in (REPO / "components" / "qa").glob("*.py")}
+    graph = {name: {m.split(".")[-1] for m in _imported_modules(path)
+                    if m.startswith("components.qa.") and m.split(".")[-1] in modules} - {name}
+             for name, path in modules.items()}
+    done, path = set(), []
+
+    def visit(name: str) -> None:
+        assert name not in path, f"import cycle: {' -> '.join([*path, name])}"
+        if name in done:
+            return
+        path.append(name)
+        for imported in sorted(graph[name]):
+            visit(imported)
+        path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)

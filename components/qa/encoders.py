@@ -23,7 +23,6 @@ format has the published module's layout (original variable names, signatures, a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -32,7 +31,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from components.qa import tf1_hub
+from components.qa import mobilebert, tf1_hub
 
 TF1 = "tf1"
 TF2 = "tf2"
@@ -44,39 +43,10 @@ TF2_INPUT_NAMES = {
     "input_mask": "input_mask",
     "segment_ids": "input_type_ids",
 }
-SQUAD_SIGNATURE = "squad"
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# The embedded default encoder: MobileBERT's architecture at 2 layers. Unlike the published
-# config it uses layer_norm and initializer_range 0.1: MobileBERT's no_norm is trained by
-# distillation from a teacher, and from random weights a no_norm (or 0.02-initialized)
-# tiny model does not learn to use the question within minutes (README, "Benchmarks").
-TINY_CONFIG_PATH = os.path.join(_PACKAGE_DIR, "configs", "tiny_mobilebert.json")
 DEFAULT_VOCAB_PATH = os.path.join(_PACKAGE_DIR, "assets", "vocab.txt")
 
-# MobileBERT config keys (as in the published bert_config.json) -> MobileBERTEncoder args.
-_CONFIG_TO_ENCODER_ARGS = {
-    "vocab_size": "word_vocab_size",
-    "embedding_size": "word_embed_size",
-    "type_vocab_size": "type_vocab_size",
-    "max_position_embeddings": "max_sequence_length",
-    "num_hidden_layers": "num_blocks",
-    "hidden_size": "hidden_size",
-    "num_attention_heads": "num_attention_heads",
-    "intermediate_size": "intermediate_size",
-    "hidden_act": "intermediate_act_fn",
-    "hidden_dropout_prob": "hidden_dropout_prob",
-    "attention_probs_dropout_prob": "attention_probs_dropout_prob",
-    "intra_bottleneck_size": "intra_bottleneck_size",
-    "initializer_range": "initializer_range",
-    "use_bottleneck_attention": "use_bottleneck_attention",
-    "key_query_shared_bottleneck": "key_query_shared_bottleneck",
-    "num_feedforward_networks": "num_feedforward_networks",
-    "normalization_type": "normalization_type",
-    "classifier_activation": "classifier_activation",
-}
-# Features MobileBERTEncoder always has: a config may only confirm them.
-_ALWAYS_ON = ("trigram_input", "use_bottleneck")
 
 
 def resolve_module_dir(uri: str) -> str:
@@ -130,7 +100,7 @@ class HubEncoder(hub.KerasLayer):
     def __init__(self, handle: str, squad: bool = False, trainable: bool = True, **kwargs):
         self._squad = squad
         if squad:
-            outputs = {"signature": SQUAD_SIGNATURE, "signature_outputs_as_dict": True}
+            outputs = {"signature": tf1_hub.SQUAD_SIGNATURE, "signature_outputs_as_dict": True}
         else:
             outputs = {"output_key": "sequence_output"}
         super().__init__(handle, trainable=trainable, **outputs, **kwargs)
@@ -197,63 +167,6 @@ def load_encoder(spec: Any) -> tf.keras.layers.Layer:
         raise ValueError(f"Cannot use the encoder module {spec.uri!r}: {error}") from error
 
 
-def load_encoder_config(config: dict[str, Any] | str) -> dict[str, Any]:
-    """A MobileBERT config (a dict or a JSON file), checked against what can be built."""
-    source = "config"
-    if isinstance(config, str):
-        source = config
-        if not tf.io.gfile.exists(config):
-            raise FileNotFoundError(f"The MobileBERT config file {config!r} does not exist")
-        with tf.io.gfile.GFile(config) as f:
-            config = json.load(f)
-    unknown = set(config) - set(_CONFIG_TO_ENCODER_ARGS) - set(_ALWAYS_ON)
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown MobileBERT config key(s) {sorted(unknown)}; known: "
-            f"{sorted(set(_CONFIG_TO_ENCODER_ARGS) | set(_ALWAYS_ON))}"
-        )
-    for key in _ALWAYS_ON:
-        if not config.get(key, True):
-            raise ValueError(f"{source}: {key}=false is not supported (MobileBERT uses it)")
-    return dict(config)
-
-
-def mobilebert_encoder_args(
-    config: dict[str, Any] | str, vocab_size: int | None = None
-) -> dict[str, Any]:
-    """Every argument of Model Garden's `MobileBERTEncoder` for a MobileBERT config.
-
-    `vocab_size`, if given, is the vocab's size; it must match the config's `vocab_size`.
-    Arguments the config does not set keep the encoder's defaults.
-    """
-    import inspect
-
-    from official.nlp.modeling.networks import MobileBERTEncoder
-
-    config = load_encoder_config(config)
-    if vocab_size is not None:
-        if config.setdefault("vocab_size", vocab_size) != vocab_size:
-            raise ValueError(
-                f"The config's vocab_size={config['vocab_size']} does not match the vocab's "
-                f"{vocab_size} entries"
-            )
-    parameters = inspect.signature(MobileBERTEncoder.__init__).parameters.values()
-    args = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-    args.update(
-        {_CONFIG_TO_ENCODER_ARGS[k]: v for k, v in config.items() if k not in _ALWAYS_ON}
-    )
-    return args
-
-
-def build_mobilebert_encoder(
-    config: dict[str, Any] | str, vocab_size: int | None = None
-) -> tf.keras.Model:
-    """Model Garden's `MobileBERTEncoder` for a MobileBERT config, with random weights."""
-    from official.nlp.modeling.networks import MobileBERTEncoder
-
-    return MobileBERTEncoder(**mobilebert_encoder_args(config, vocab_size))
-
-
 def vocab_size_of(vocab_path: str) -> int:
     """The number of entries (lines) of a WordPiece vocab file."""
     with tf.io.gfile.GFile(vocab_path) as f:
@@ -262,7 +175,7 @@ def vocab_size_of(vocab_path: str) -> int:
 
 def make_encoder(
     out_dir: str,
-    config: dict[str, Any] | str = TINY_CONFIG_PATH,
+    config: dict[str, Any] | str = mobilebert.TINY_CONFIG_PATH,
     vocab_path: str | None = None,
     do_lower_case: bool = True,
     tf_format: str = TF2,
@@ -286,9 +199,9 @@ def make_encoder(
     vocab_path = vocab_path or DEFAULT_VOCAB_PATH
     if not tf.io.gfile.exists(vocab_path):
         raise FileNotFoundError(f"The vocab file {vocab_path!r} does not exist")
-    config = load_encoder_config(config)
+    config = mobilebert.load_encoder_config(config)
     vocab_size = vocab_size_of(vocab_path)
-    build_mobilebert_encoder(config, vocab_size)  # Fails fast on a bad config.
+    mobilebert.build_mobilebert_encoder(config, vocab_size)  # Fails fast on a bad config.
     config["vocab_size"] = vocab_size
     with tempfile.TemporaryDirectory() as staging:
         # Hub modules ship the vocab as assets/vocab.txt: the asset keeps its file name.
@@ -311,7 +224,7 @@ def _export_tf2(
     do_lower_case: bool, seed: int,
 ) -> None:
     tf.keras.utils.set_random_seed(seed)
-    encoder = build_mobilebert_encoder(config, vocab_size)
+    encoder = mobilebert.build_mobilebert_encoder(config, vocab_size)
     inputs = {
         name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)
         for name in TF2_INPUT_NAMES.values()
@@ -324,23 +237,3 @@ def _export_tf2(
     model.vocab_file = tf.saved_model.Asset(vocab_file)
     model.do_lower_case = tf.Variable(do_lower_case, trainable=False)
     tf.saved_model.save(model, out_dir)
-
-
-def add_tokenization_info_signature(vocab_file: str, do_lower_case: bool) -> None:
-    """In a TF1 module_fn: the `tokenization_info` signature, with the vocab as an asset."""
-    vocab = tf.constant(vocab_file)
-    tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, vocab)
-    hub.add_signature(
-        "tokenization_info", inputs={},
-        outputs={"vocab_file": vocab, "do_lower_case": tf.constant(do_lower_case)},
-    )
-
-
-def export_tf1_module(module_fn: Any, out_dir: str) -> None:
-    """Builds a TF1 Hub format module from `module_fn` and exports it with its variables."""
-    spec = hub.create_module_spec(module_fn)
-    with tf.Graph().as_default():
-        module = hub.Module(spec)
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            module.export(out_dir, session)

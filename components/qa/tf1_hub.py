@@ -33,10 +33,10 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from absl import logging
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-PUBLISHED_CONFIG_PATH = os.path.join(
-    PACKAGE_DIR, "configs", "mobilebert_uncased_L-24_H-128_B-512_A-4_F-4_OPT.json"
-)
+from components.qa import mobilebert
+
+# The signature of a module fine-tuned on SQuAD (outputs start_logits, end_logits).
+SQUAD_SIGNATURE = "squad"
 # The name of `build_native_encoder`'s model (a layer of the QA model).
 NATIVE_MODEL_NAME = "mobilebert_from_tf1_hub"
 # An optional file of a module: the MobileBERT config (bert_config.json keys).
@@ -147,7 +147,7 @@ def infer_config(module_dir: str, variables: dict[str, np.ndarray]) -> dict[str,
     }
     shapes = {k: v if isinstance(v, bool | str) else int(v) for k, v in shapes.items()}
     config_path = os.path.join(module_dir, MODULE_CONFIG_ASSET)
-    source = config_path if tf.io.gfile.exists(config_path) else PUBLISHED_CONFIG_PATH
+    source = config_path if tf.io.gfile.exists(config_path) else mobilebert.PUBLISHED_CONFIG_PATH
     with tf.io.gfile.GFile(source) as f:
         given = json.load(f)
     if source == config_path:
@@ -178,8 +178,6 @@ def build_native_encoder(
     `cls/squad` head, computed in the global Keras policy's dtype. Raises ValueError naming
     every variable that has no counterpart, or for a 'layer_norm' module under a mixed policy.
     """
-    from components.qa import encoders
-
     variables = read_module_variables(module_dir)
     config = infer_config(module_dir, variables)
     compute_dtype = tf.keras.mixed_precision.global_policy().compute_dtype
@@ -190,7 +188,7 @@ def build_native_encoder(
             f"compute in {compute_dtype}: train this module without mixed_precision (the "
             "published MobileBERT's 'no_norm' can)"
         )
-    encoder = encoders.build_mobilebert_encoder(config)
+    encoder = mobilebert.build_mobilebert_encoder(config)
     inputs = _input_layers()
     sequence = encoder(dict(zip(TF2_INPUT_NAMES, inputs.values(), strict=True)))[
         "sequence_output"
@@ -378,14 +376,12 @@ def export_module(
     `squad`, `squad` (-> `start_logits`, `end_logits`, from `cls/squad/*`); the original
     checkpoint's variable names; `assets/vocab.txt` and `assets/mobilebert_config.json`.
     """
-    from components.qa import encoders
-
     def module_fn() -> None:
         tf.compat.v1.set_random_seed(seed)
         inputs = {name: tf.compat.v1.placeholder(tf.int32, [None, None], name=name)
                   for name in INPUT_NAMES}
-        with _original_layout(encoders.mobilebert_encoder_args(config)):
-            encoder = encoders.build_mobilebert_encoder(config)
+        with _original_layout(mobilebert.mobilebert_encoder_args(config)):
+            encoder = mobilebert.build_mobilebert_encoder(config)
             outputs = encoder(
                 dict(zip(TF2_INPUT_NAMES, inputs.values(), strict=True)), training=False
             )
@@ -400,11 +396,31 @@ def export_module(
             bias = tf.compat.v1.get_variable(SQUAD_BIAS, [2],
                                              initializer=tf.compat.v1.zeros_initializer())
             logits = tf.einsum("blh,kh->blk", outputs["sequence_output"], weights) + bias
-            hub.add_signature(encoders.SQUAD_SIGNATURE, inputs=inputs, outputs={
+            hub.add_signature(SQUAD_SIGNATURE, inputs=inputs, outputs={
                 "start_logits": logits[:, :, 0], "end_logits": logits[:, :, 1],
             })
-        encoders.add_tokenization_info_signature(vocab_file, do_lower_case)
+        add_tokenization_info_signature(vocab_file, do_lower_case)
 
-    encoders.export_tf1_module(module_fn, out_dir)
+    export_tf1_module(module_fn, out_dir)
     with tf.io.gfile.GFile(os.path.join(out_dir, MODULE_CONFIG_ASSET), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
+
+
+def add_tokenization_info_signature(vocab_file: str, do_lower_case: bool) -> None:
+    """In a TF1 module_fn: the `tokenization_info` signature, with the vocab as an asset."""
+    vocab = tf.constant(vocab_file)
+    tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, vocab)
+    hub.add_signature(
+        "tokenization_info", inputs={},
+        outputs={"vocab_file": vocab, "do_lower_case": tf.constant(do_lower_case)},
+    )
+
+
+def export_tf1_module(module_fn: Any, out_dir: str) -> None:
+    """Builds a TF1 Hub format module from `module_fn` and exports it with its variables."""
+    spec = hub.create_module_spec(module_fn)
+    with tf.Graph().as_default():
+        module = hub.Module(spec)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            module.export(out_dir, session)

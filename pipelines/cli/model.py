@@ -85,10 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def make_encoder_command(args: argparse.Namespace) -> int:
     """Handler of `mbqa make-encoder`."""
-    from components.qa import encoders
+    from components.qa import encoders, mobilebert
 
     try:
-        config = encoders.load_encoder_config(args.config or encoders.TINY_CONFIG_PATH)
+        config = mobilebert.load_encoder_config(args.config or mobilebert.TINY_CONFIG_PATH)
         for flag, key in _SIZE_FLAGS.items():
             if getattr(args, flag) is not None:
                 config[key] = getattr(args, flag)

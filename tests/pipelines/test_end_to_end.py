@@ -211,7 +211,7 @@ def _trainer_base_models(config):
 def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun,
                                                                tmp_path_factory):
     config, env = workspace
-    from components.qa import encoders, synth
+    from components.qa import encoders, mobilebert, synth
 
     synth.make_synthetic_squad(os.path.join(config.data_root, "span-2"), n=60, seed=2)
     pushed_before = sorted(glob.glob(os.path.join(config.push_destination, "**"),
@@ -219,7 +219,8 @@ def test_new_span_and_another_encoder_start_cold_and_are_gated(workspace, rerun,
     states = _states(config)
     one_layer = encoders.make_encoder(
         os.path.join(os.path.dirname(config.data_root), "encoder-1-layer"),
-        {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH), "num_hidden_layers": 1},
+        {**mobilebert.load_encoder_config(mobilebert.TINY_CONFIG_PATH),
+         "num_hidden_layers": 1},
         tf_format=encoders.TF1,
     )
     spec = {**config.spec, "uri": one_layer, "seq_len": 128, "query_len": 32,

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from components.qa import encoders
+from components.qa import encoders, tf1_hub
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
@@ -77,7 +77,7 @@ def make_tf2_module(
             for name in encoders.TF2_INPUT_NAMES.values()
         }
         squad_fn = tf.function(squad_model.call, input_signature=[specs])
-        signatures = {encoders.SQUAD_SIGNATURE: squad_fn.get_concrete_function()}
+        signatures = {tf1_hub.SQUAD_SIGNATURE: squad_fn.get_concrete_function()}
         encoder.squad_head = squad_model
     if with_vocab:
         encoder.vocab_file = tf.saved_model.Asset(vocab_path)
@@ -104,12 +104,12 @@ def make_tf1_module(
         features = {encoders.TF2_INPUT_NAMES[k]: v for k, v in inputs.items()}
         hub.add_signature("tokens", inputs=inputs, outputs=encoder(features))
         if squad:
-            hub.add_signature(encoders.SQUAD_SIGNATURE, inputs=inputs,
+            hub.add_signature(tf1_hub.SQUAD_SIGNATURE, inputs=inputs,
                               outputs=squad_model(features))
         if with_vocab:
-            encoders.add_tokenization_info_signature(vocab_path, do_lower_case)
+            tf1_hub.add_tokenization_info_signature(vocab_path, do_lower_case)
 
-    encoders.export_tf1_module(module_fn, out_dir)
+    tf1_hub.export_tf1_module(module_fn, out_dir)
     return out_dir
 
 

@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from components.qa import encoders, tf1_hub
+from components.qa import encoders, mobilebert
 from components.qa.spec import BertQaSpec, MobileBertQaSpec
 from pipelines.cli import model as model_cli
 from tests.qa import hub_fixtures
 
-REFERENCE_CONFIG = tf1_hub.PUBLISHED_CONFIG_PATH
+REFERENCE_CONFIG = mobilebert.PUBLISHED_CONFIG_PATH
 # A MobileBERT small enough to build and save in a few seconds.
 MICRO_CONFIG = {
     "num_hidden_layers": 1, "hidden_size": 32, "intra_bottleneck_size": 16,
@@ -189,18 +189,18 @@ def test_missing_vocab_is_reported_before_loading(tmp_path, tf_format):
 
 def test_reference_config_has_mobilebert_size():
     """Model Garden's MobileBERTEncoder for the published config: 24,581,888 parameters."""
-    encoder = encoders.build_mobilebert_encoder(REFERENCE_CONFIG, vocab_size=30522)
+    encoder = mobilebert.build_mobilebert_encoder(REFERENCE_CONFIG, vocab_size=30522)
     assert abs(encoder.count_params() - 24_581_888) <= 0.02 * 24_581_888
     layer_names = [layer.name for layer in encoder.layers]
     assert sum(name.startswith("transformer_layer_") for name in layer_names) == 24
 
 
 def test_tiny_config_is_small():
-    encoder = encoders.build_mobilebert_encoder(encoders.TINY_CONFIG_PATH, vocab_size=30522)
-    with open(encoders.TINY_CONFIG_PATH) as f:
+    encoder = mobilebert.build_mobilebert_encoder(mobilebert.TINY_CONFIG_PATH, vocab_size=30522)
+    with open(mobilebert.TINY_CONFIG_PATH) as f:
         config = json.load(f)
     assert config["num_hidden_layers"] == 2
-    # Learnable from random weights (see encoders.TINY_CONFIG_PATH); the reference keeps no_norm.
+    # Learnable from random weights (see mobilebert.TINY_CONFIG_PATH); the reference keeps no_norm.
     assert (config["normalization_type"], config["initializer_range"]) == ("layer_norm", 0.1)
     with open(REFERENCE_CONFIG) as f:
         assert json.load(f)["normalization_type"] == "no_norm"
@@ -276,7 +276,7 @@ def test_config_file_errors_name_the_file(tmp_path):
     path = tmp_path / "bert_config.json"
     path.write_text(json.dumps({"hidden_size": 64, "hidden_layers": 2}))
     with pytest.raises(ValueError, match=r"bert_config\.json: unknown .*'hidden_layers'"):
-        encoders.load_encoder_config(str(path))
+        mobilebert.load_encoder_config(str(path))
 
 
 def _run_cli(argv):

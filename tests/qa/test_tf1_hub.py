@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from components.qa import encoders, squad_json, tf1_hub
+from components.qa import encoders, mobilebert, squad_json, tf1_hub
 from components.qa.spec import MobileBertQaSpec
 from components.qa.windows import AnswerNotFoundError, WindowConfig, WindowMaker
 from components.trainer import run_fn
@@ -32,7 +32,7 @@ CONFIG = {
     "embedding_size": 32, "max_position_embeddings": 64, "normalization_type": "no_norm",
     "initializer_range": 0.3,
 }
-with open(tf1_hub.PUBLISHED_CONFIG_PATH) as _f:
+with open(mobilebert.PUBLISHED_CONFIG_PATH) as _f:
     PUBLISHED = json.load(_f)
 # The original checkpoint of the published config: encoder variables; heads outside it.
 ORIGINAL = hub_fixtures.read_reference_variables(hub_fixtures.ORIGINAL_VARIABLES)
@@ -138,12 +138,12 @@ def test_config_of_the_original_checkpoint_falls_back_to_the_published_one(
     original_checkpoint, caplog
 ):
     path, _ = original_checkpoint
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")  # another test may have raised its level
     config = tf1_hub.infer_config(path, tf1_hub.read_module_variables(path))
     assert config == {key: PUBLISHED[key] for key in config}
     assert set(config) >= {"num_attention_heads", "hidden_act", "num_hidden_layers",
                            "num_feedforward_networks", "intra_bottleneck_size"}
-    assert f"from {tf1_hub.PUBLISHED_CONFIG_PATH}" in caplog.text
+    assert f"from {mobilebert.PUBLISHED_CONFIG_PATH}" in caplog.text
 
 
 def test_the_reader_maps_every_variable_of_the_original_checkpoint(original_checkpoint):
@@ -213,7 +213,7 @@ def test_a_published_size_module_without_a_config_file_trains_and_exports(tmp_pa
     assets/mobilebert_config.json. The default spec's TF1 path reads the unset settings from
     the published config, checks the conversion, trains and exports."""
     module = encoders.make_encoder(
-        str(tmp_path / "mobilebert"), tf1_hub.PUBLISHED_CONFIG_PATH, tf_format=encoders.TF1
+        str(tmp_path / "mobilebert"), mobilebert.PUBLISHED_CONFIG_PATH, tf_format=encoders.TF1
     )
     os.remove(os.path.join(module, tf1_hub.MODULE_CONFIG_ASSET))
     written = dict(tf.train.list_variables(os.path.join(module, "variables", "variables")))
@@ -222,12 +222,12 @@ def test_a_published_size_module_without_a_config_file_trains_and_exports(tmp_pa
                             query_len=trainer_fixtures.QUERY_LEN, doc_stride=16)
     assert not spec.is_tf2
     windows = trainer_fixtures.write_windows(str(tmp_path / "windows" / "train.gz"), 4)
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")  # another test may have raised its level
     serving = run_fn.train_and_export(
         spec, windows, windows, str(tmp_path / "serving"), str(tmp_path / "state"),
         train_steps=2, eval_steps=0, batch_size=2,
     )
-    assert f"from {tf1_hub.PUBLISHED_CONFIG_PATH}" in caplog.text
+    assert f"from {mobilebert.PUBLISHED_CONFIG_PATH}" in caplog.text
     assert os.path.exists(os.path.join(serving, "saved_model.pb"))
 
 
@@ -307,10 +307,10 @@ def test_a_bert_tf1_module_is_refused_with_the_tf2_advice(tmp_path):
         sequence = tf.nn.embedding_lookup(table, inputs["input_ids"])
         hub.add_signature("tokens", inputs=inputs, outputs={
             "sequence_output": sequence, "pooled_output": sequence[:, 0]})
-        encoders.add_tokenization_info_signature(vocab_path, True)
+        tf1_hub.add_tokenization_info_signature(vocab_path, True)
 
     path = str(tmp_path / "bert_tf1")
-    encoders.export_tf1_module(module_fn, path)
+    tf1_hub.export_tf1_module(module_fn, path)
     with pytest.raises(ValueError, match=r"is a BERT TF1 Hub module: .*use a TF2 SavedModel "
                                          r"module for BERT \(is_tf2=True\)"):
         encoders.load_encoder(MobileBertQaSpec(uri=path))

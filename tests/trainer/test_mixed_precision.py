@@ -9,7 +9,7 @@ import tensorflow as tf
 from official.nlp.optimization import AdamWeightDecay
 from tfx import v1 as tfx
 
-from components.qa import contracts, encoders, inference, tf1_hub, tflite
+from components.qa import contracts, encoders, inference, mobilebert, tf1_hub, tflite
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from components.trainer import run_fn
@@ -21,7 +21,7 @@ from tests.trainer import fixtures
 @pytest.fixture(scope="module")
 def no_norm_spec(tiny_spec, tmp_path_factory):
     """The tiny spec on a tiny TF1 module with the published MobileBERT's 'no_norm'."""
-    config = {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH),
+    config = {**mobilebert.load_encoder_config(mobilebert.TINY_CONFIG_PATH),
               "normalization_type": "no_norm"}
     uri = encoders.make_encoder(str(tmp_path_factory.mktemp("hub") / "no_norm"), config,
                                 tf_format=encoders.TF1)

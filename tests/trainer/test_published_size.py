@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from components.qa import encoders, tf1_hub, tflite
+from components.qa import encoders, mobilebert, tflite
 from components.qa.spec import MobileBertQaSpec
 from components.trainer import run_fn
 from tests.trainer import fixtures
@@ -23,7 +23,7 @@ def test_published_size_trains_exports_and_answers_in_the_task_library(tmp_path)
     )
 
     module = encoders.make_encoder(
-        str(tmp_path / "mobilebert"), tf1_hub.PUBLISHED_CONFIG_PATH, tf_format=encoders.TF1
+        str(tmp_path / "mobilebert"), mobilebert.PUBLISHED_CONFIG_PATH, tf_format=encoders.TF1
     )
     spec = MobileBertQaSpec(uri=module)  # every default: TF1 format, 384/64/128, 'off'
     assert (spec.is_tf2, spec.seq_len, spec.query_len) == (False, 384, 64)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components.qa import encoders, progress
+from components.qa import encoders, mobilebert, progress
 from components.qa import model as model_lib
 from components.trainer import run_fn
 from tests.trainer import fixtures
@@ -139,11 +139,11 @@ def test_warm_start_needs_the_same_variables(tiny_spec, window_files, tmp_path):
     same = model_lib.build_qa_model(tiny_spec.replace(seq_len=48))
     assert run_fn.warm_start(same, base)  # seq_len does not change the variables
     one_layer = encoders.make_encoder(
-        str(tmp_path / "one_layer"), {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH),
+        str(tmp_path / "one_layer"), {**mobilebert.load_encoder_config(mobilebert.TINY_CONFIG_PATH),
                                       "num_hidden_layers": 1}, tf_format=encoders.TF1,
     )
     wider = encoders.make_encoder(  # the same variable names, other shapes
-        str(tmp_path / "wider"), {**encoders.load_encoder_config(encoders.TINY_CONFIG_PATH),
+        str(tmp_path / "wider"), {**mobilebert.load_encoder_config(mobilebert.TINY_CONFIG_PATH),
                                   "intermediate_size": 192}, tf_format=encoders.TF1,
     )
     for uri in (one_layer, wider):
