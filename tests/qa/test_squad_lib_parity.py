@@ -333,13 +333,18 @@ def test_every_window_equals_squad_libs(name, training, slice_files, oracle, voc
         f"questions windowed: only by the package "
         f"{sorted(set(question_ids) - set(expected.question_ids))}, only by squad_lib "
         f"{sorted(set(expected.question_ids) - set(question_ids))}")
-    problems = differences(windows, expected.windows)
+    assert_same_windows(f"{name} {'training' if training else 'eval'}", windows,
+                        expected.windows)
+    assert len(windows) == len(expected.windows) > len(question_ids) > 0
+
+
+def assert_same_windows(label: str, windows, expected) -> None:
+    """Fails listing the first differences (question id, window, field) from squad_lib's."""
+    problems = differences(windows, expected)
     if problems:
         pytest.fail(
-            f"{name} {'training' if training else 'eval'}: {len(problems)} differences from "
-            f"squad_lib (windows: {len(windows)} here, {len(expected.windows)} in squad_lib); "
-            "the first ones:\n" + "\n".join(problems[:10]))
-    assert len(windows) == len(expected.windows) > len(question_ids) > 0
+            f"{label}: {len(problems)} differences from squad_lib (windows: {len(windows)} "
+            f"here, {len(expected)} in squad_lib); the first ones:\n" + "\n".join(problems[:10]))
 
 
 def test_small_windows_training_equals_squad_libs(slice_files, vocab_path):
@@ -358,12 +363,7 @@ def test_small_windows_training_equals_squad_libs(slice_files, vocab_path):
         assert cases[case] >= at_least, (case, dict(cases))
     question_ids, windows = package_windows(files["all"], True, vocab_path, SMALL)
     assert question_ids == expected.question_ids
-    problems = differences(windows, expected.windows)
-    if problems:
-        pytest.fail(
-            f"dev-v1.1 training, {SMALL}: {len(problems)} differences from squad_lib "
-            f"(windows: {len(windows)} here, {len(expected.windows)} in squad_lib); "
-            "the first ones:\n" + "\n".join(problems[:10]))
+    assert_same_windows(f"dev-v1.1 training, {SMALL}", windows, expected.windows)
 
 
 def test_the_slice_covers_the_hard_cases(oracle):
