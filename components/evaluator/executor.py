@@ -46,7 +46,6 @@ from tfx import types
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import path_utils
 
 from components import beam_executor
 from components.evaluator import device_scores, gate, model_card, report, scoring
@@ -193,7 +192,7 @@ class _Scorer:
         self.threads = threads
         self.config = windows.WindowConfig.from_spec(spec)
 
-    def score(self, paths: Mapping[str, str], task_library_paths: Mapping[str, str] = {}
+    def score(self, paths: Mapping[str, str], task_library_paths: Mapping[str, str] | None = None
               ) -> dict[str, tuple[dict, postprocess.Answers]]:
         """Each model's (official metrics at `null_threshold`, answers at it), by name; and
         each file of `task_library_paths` answered in the Task Library (no null threshold:
@@ -206,7 +205,7 @@ class _Scorer:
             self.config, settings, self.work_dir, self.threads, task_library_paths)
         results = {}
         for name, model in scored.items():
-            if name in task_library_paths:
+            if name in (task_library_paths or {}):
                 official = metrics.evaluate_examples(
                     self.examples, model.answers.predictions, version_2=self.version_2)
                 results[name] = _headline(official), model.answers
@@ -274,11 +273,6 @@ def _write_json(path: str, value: Any) -> None:
         json.dump(value, f, indent=2, ensure_ascii=False, sort_keys=True)
 
 
-def serving_dir(model: types.Artifact) -> str:
-    """The SavedModel directory of a Trainer's Model artifact."""
-    return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
-
-
 class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
                tfx_evaluator_executor.Executor):
     """Scores the candidate (SavedModel + TFLite) and the baseline's shipped file; blesses.
@@ -324,7 +318,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         logging.info("Evaluating on %d questions of split %r (SQuAD %s)", len(examples), split,
                      "2.0" if version_2 else "1.1")
 
-        saved_model_dir = serving_dir(model)
+        saved_model_dir = contracts.serving_dir(model)
         vocab_path = (inference.saved_model_vocab_path(saved_model_dir)
                       or encoders.module_vocab_path(spec.uri))
         scorer = _Scorer(examples, spec, vocab_path, bool(version_2),
@@ -454,7 +448,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         representative: Mapping[str, np.ndarray] | None,
     ) -> str:
         """The baseline's shipped file: its SavedModel converted as the candidate's."""
-        saved_model_dir = serving_dir(baseline_model)
+        saved_model_dir = contracts.serving_dir(baseline_model)
         with inference.load_predictor(saved_model_dir) as predictor:
             spec = scorer.spec.replace(seq_len=predictor.seq_len or scorer.spec.seq_len)
             vocab_path = predictor.vocab_path or scorer.vocab_path

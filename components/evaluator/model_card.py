@@ -40,7 +40,6 @@ import numpy as np
 import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
-from tfx.utils import path_utils
 
 from components.evaluator import device_scores
 from components.evaluator.gate import NO_GATE
@@ -139,8 +138,7 @@ def build_model_card(summary: Mapping, examples: types.Artifact,
                      transformed: types.Artifact | None, model: types.Artifact,
                      spec: spec_lib.BertQaSpec) -> dict:
     """The card (keys in the module docstring) from the evaluator's metrics.json `summary`."""
-    serving_dir = path_utils.serving_model_path(
-        model.uri, path_utils.is_old_model_artifact(model))
+    serving_dir = contracts.serving_dir(model)
     no_gate = [r for r in summary["blessing"]["reasons"] if NO_GATE in r]
     return {
         "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -42,7 +42,6 @@ from tfx import types
 from tfx.components.evaluator import constants
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import path_utils
 
 from components.qa import contracts, inference
 
@@ -92,7 +91,7 @@ def files_to_push(model: types.Artifact, evaluation: types.Artifact,
         name = contracts.TFLITE_FILE if i == 0 else f"model_{quantization}.tflite"
         model_files[name] = os.path.join(evaluation.uri,
                                          contracts.tflite_relative_path(quantization))
-    serving = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    serving = contracts.serving_dir(model)
     model_files.update(_dir_files(serving, SAVED_MODEL_DIR))
     vocab = os.path.join(serving, "assets", contracts.VOCAB_FILE)
     if not tf.io.gfile.exists(vocab):  # The vocab packed in the TFLite metadata.

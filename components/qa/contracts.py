@@ -6,7 +6,7 @@ into its output artifacts.
 - SquadExampleGen's Examples: `INVALID_RECORDS_FILE` (records skipped or refused).
 - SquadTransform's windows: `WINDOW_STATS_FILE` (counts per split) and one
   `SKIPPED_QUESTIONS_PREFIX<split>.jsonl` per split (questions without a window).
-- The Trainer's Model: `TRAINING_RECORD` under the serving directory.
+- The Trainer's Model: the SavedModel in `serving_dir(model)`, `TRAINING_RECORD` under it.
 - QaEvaluator's ModelEvaluation: `METRICS_FILE`, `PREDICTIONS_FILE`, `REPORT_FILE`, the
   model card (`MODEL_CARD_JSON_FILE`, `MODEL_CARD_MARKDOWN_FILE`), each TFLite file at
   `tflite_relative_path(quantization)` and the baseline's under `BASELINE_DIR`.
@@ -44,3 +44,10 @@ MANIFEST_FILE = "manifest.json"
 def tflite_relative_path(quantization: str) -> str:
     """Where the evaluation keeps the TFLite file of a quantization."""
     return f"{TFLITE_DIR}/{quantization}/{TFLITE_FILE}"
+
+
+def serving_dir(model) -> str:
+    """The SavedModel directory of a Trainer's Model artifact (TFX's `Format-Serving`)."""
+    from tfx.utils import path_utils  # TFX only when asked: the settings import this module.
+
+    return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
