@@ -33,7 +33,7 @@ the converter's own output. Logit error on the demo model's 200 held-out windows
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from absl import logging
@@ -48,13 +48,12 @@ MASK_MARGIN = 20.0
 _LAYOUT_OPS = ("RESHAPE", "TRANSPOSE", "EXPAND_DIMS", "SQUEEZE", "BROADCAST_TO")
 
 
-def quantize(converter, representative_dataset: Callable[[], Iterable[Mapping[str, np.ndarray]]]
-             ) -> bytes:
+def quantize(converter) -> bytes:
     """The converter's full-integer int8 model, quantized with true ranges, mask clipped.
 
     `converter` is set up for int8 post-training quantization (optimizations, supported ops
-    and `representative_dataset`, the same samples as `representative_dataset()` yields:
-    dicts of signature input name -> array). It converts and calibrates as TF does
+    and `representative_dataset`, a function yielding dicts of signature input name ->
+    array, the same samples each call). It converts and calibrates as TF does
     (`_experimental_calibrate_only`, as TF's QuantizationDebugger does), then the
     recorded ranges are replaced by `tensor_ranges`, clipped by `clip_attention_masks`,
     and TF's quantizer (`mlir_quantize`, as the converter calls it: per-channel weights,
@@ -64,9 +63,10 @@ def quantize(converter, representative_dataset: Callable[[], Iterable[Mapping[st
     from tensorflow.lite.python import convert
     from tensorflow.lite.tools import flatbuffer_utils
 
+    samples = converter.representative_dataset  # convert() wraps it into an object
     converter._experimental_calibrate_only = True  # as TF's QuantizationDebugger does
     calibrated = converter.convert()
-    ranges = tensor_ranges(calibrated, representative_dataset())
+    ranges = tensor_ranges(calibrated, samples())
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     graph = model.subgraphs[0]
     clipped = clip_attention_masks(model, ranges)
@@ -98,8 +98,8 @@ def tensor_ranges(model_buffer: bytes, samples: Iterable[Mapping[str, np.ndarray
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_buffer))
     graph = model.subgraphs[0]
     outputs = list(graph.outputs)
-    outputs += [i for op in graph.operators for i in op.outputs
-                if i >= 0 and i not in set(outputs)]
+    known = set(outputs)
+    outputs += [i for op in graph.operators for i in op.outputs if i >= 0 and i not in known]
     graph.outputs = outputs
     watched = [i for i in [*graph.inputs, *outputs]
                if graph.tensors[i].type == schema.TensorType.FLOAT32]

@@ -108,7 +108,7 @@ def export_tflite(
     )
     _configure_quantization(converter, quantization, representative_windows, spec.seq_len)
     if quantization == "int8":
-        model_buffer = int8_calibration.quantize(converter, converter.representative_dataset)
+        model_buffer = int8_calibration.quantize(converter)
     else:
         model_buffer = converter.convert()
     if quantization == "int16x8":
