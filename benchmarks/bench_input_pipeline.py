@@ -86,13 +86,13 @@ def in_memory_dataset(windows: list, batch: int, variant: str, padded_lengths: l
     import numpy as np
     import tensorflow as tf
 
-    from components.qa import spec as spec_lib
+    from components.qa import contracts
     from components.trainer import dataset as dataset_lib
     from components.trainer.run_fn import SHUFFLE_SEED
 
     features = {name: np.array([getattr(w, name) for w in windows], np.int32)
-                for name in spec_lib.SERVING_INPUTS}
-    start_name, end_name = spec_lib.SERVING_OUTPUTS
+                for name in contracts.SERVING_INPUTS}
+    start_name, end_name = contracts.SERVING_OUTPUTS
     labels = {start_name: np.array([w.start_position for w in windows], np.int32),
               end_name: np.array([w.end_position for w in windows], np.int32)}
     dataset = (tf.data.Dataset.from_tensor_slices((features, labels))

@@ -2,12 +2,12 @@
 
 Given Beam args without `--extra_packages`, `--setup_file`, `--requirements_file` or a
 container image, `BaseBeamExecutor.__init__` copies TFX's installation and runs `setup.py
-sdist` on it (`dependency_utils.make_beam_dependency_flags`, 2.2-2.6 s a component run here)
-so that remote workers can install TFX. The DirectRunner's workers are processes of this
-Python installation and never install that package. `SkipEphemeralPackageOnDirectRunner`,
-put before a TFX Beam executor class in the bases, does the rest of TFX's work (telemetry
-labels, absl flags) without it on the DirectRunner; other runners (Dataflow) get TFX's
-behaviour unchanged.
+sdist` on it (`dependency_utils.make_beam_dependency_flags`, seconds per component run:
+README, Benchmarks) so that remote workers can install TFX. The DirectRunner's workers are
+processes of this Python installation and never install that package.
+`SkipEphemeralPackageOnDirectRunner`, put before a TFX Beam executor class in the bases,
+does the rest of TFX's work (telemetry labels, absl flags) without it on the DirectRunner;
+other runners (Dataflow) get TFX's behaviour unchanged.
 """
 
 from __future__ import annotations

@@ -42,8 +42,11 @@ RUN_DIR = os.path.expanduser("~/mbqa-runs")
 # The placeholder `image`: Kubeflow and Vertex AI runs need a real one.
 PLACEHOLDER_IMAGE = "gcr.io/my-project/mobilebert-qa-tfx:latest"
 # Path settings made absolute against the current directory when a config is built.
-_LOCAL_PATH_SETTINGS = ("pipeline_root", "metadata_path", "data_root", "push_destination")
+_LOCAL_PATH_SETTINGS = ("pipeline_root", "metadata_path", "data_root", "push_destination",
+                        "schema_file")
 _URL_PREFIXES = ("http://", "https://")
+# TFX's span spec in an input pattern, with or without a width ({SPAN:4}).
+SPAN_SPEC = r"\{SPAN(:\d+)?\}"
 # Seconds a HEAD request to an http(s) spec.uri may take before the URL counts as unreachable.
 _URL_TIMEOUT_S = 10
 _TRUE_TEXTS = ("true", "yes", "1")
@@ -66,6 +69,15 @@ class PipelineConfig:
       train_pattern: glob of the train split's files under data_root; may hold {SPAN}.
       eval_pattern: glob of the eval split's files under data_root; may hold {SPAN}.
       skip_invalid: count and skip invalid SQuAD records instead of failing.
+      span: the span to read (train_pattern and eval_pattern hold {SPAN}); 0 = the latest.
+        On Vertex AI a RuntimeParameter (`span`): a schedule or a submission may name it, and
+        a span without files fails the run, naming the pattern and the spans that exist.
+      training_spans: the spans the train split reads: 1 = the span only, N = the last N
+        spans up to it, 0 = every span so far (the eval split reads the span only).
+      fixed_eval_pattern: glob under data_root (no {SPAN}) of a fixed evaluation set that
+        every run is evaluated and gated on; '' = the span's eval split.
+      force_retrain: train even when the last blessed model was trained on the same data
+        and spec (else the run stops before the Trainer: `mbqa run` exits 5).
       spec_class: the model spec class (a name in `components.qa.spec.SPECS`).
       spec: spec parameters overriding the class's defaults (uri, seq_len, ...).
       train_steps: training steps of the Trainer.
@@ -100,6 +112,10 @@ class PipelineConfig:
       local_orchestrator: 'local' (TFX's LocalDagRunner) or 'beam' (BeamDagRunner).
       enable_cache: reuse finished components' outputs on reruns.
       with_data_validation: run StatisticsGen, SchemaGen and ExampleValidator on the questions.
+      schema_file: the approved schema (.pbtxt, `mbqa schema` writes one) the questions are
+        validated against (ImportSchemaGen); '' infers it from each run's own statistics.
+      stop_on_anomalies: stop before training (nothing trained or pushed) when
+        ExampleValidator finds anomalies; None (auto): on when schema_file is set.
       image: the container image of every step on Kubeflow / Vertex AI.
       gcp_project: the Google Cloud project of Vertex AI training ('' = train in the step).
       gcp_region: the Vertex AI region.
@@ -125,6 +141,10 @@ class PipelineConfig:
     train_pattern: str = "train/*.json"
     eval_pattern: str = "eval/*.json"
     skip_invalid: bool = False
+    span: int = 0
+    training_spans: int = 1
+    fixed_eval_pattern: str = ""
+    force_retrain: bool = False
     spec_class: str = "MobileBertQaSpec"
     spec: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_steps: int = 1000
@@ -150,6 +170,8 @@ class PipelineConfig:
     local_orchestrator: str = "local"
     enable_cache: bool = True
     with_data_validation: bool = True
+    schema_file: str = ""
+    stop_on_anomalies: bool | None = None
     image: str = PLACEHOLDER_IMAGE
     gcp_project: str = ""
     gcp_region: str = VertexTrainingSettings.gcp_region
@@ -243,6 +265,12 @@ class PipelineConfig:
         except ValueError as e:
             raise ConfigError(f"spec: {e}") from e
 
+    def resolved_stop_on_anomalies(self) -> bool:
+        """stop_on_anomalies, its auto value (None) resolved: on when schema_file is set."""
+        if self.stop_on_anomalies is None:
+            return bool(self.schema_file)
+        return self.stop_on_anomalies
+
     def resolved_metadata_path(self) -> str:
         """The ML Metadata SQLite file of local runs."""
         return self.metadata_path or os.path.join(self.pipeline_root, "metadata.sqlite")
@@ -275,6 +303,8 @@ class PipelineConfig:
         elif self.mixed_precision == "mixed_float16" and spec.distribution_strategy == "tpu":
             errors.append("mixed_precision='mixed_float16' cannot run on TPUs "
                           "(spec.distribution_strategy='tpu'): TPUs use 'mixed_bfloat16'")
+        errors.extend(self._data_validation_errors())
+        errors.extend(self._span_errors())
         if self.local_orchestrator not in LOCAL_ORCHESTRATORS:
             errors.append(f"local_orchestrator={self.local_orchestrator!r} is not one of "
                           f"{LOCAL_ORCHESTRATORS}")
@@ -295,15 +325,41 @@ class PipelineConfig:
                 check_writable(name, getattr(self, name))
             check_writable("metadata_path", os.path.dirname(self.resolved_metadata_path()))
 
+    def _span_errors(self) -> list[str]:
+        """Why the span settings cannot work."""
+        errors = [f"{name}={getattr(self, name)} must be >= 0"
+                  for name in ("span", "training_spans") if getattr(self, name) < 0]
+        spanned = [name for name in ("train_pattern", "eval_pattern")
+                   if re.search(SPAN_SPEC, getattr(self, name))]
+        if (self.span or self.training_spans != 1) and len(spanned) < 2:
+            errors.append(f"span={self.span} and training_spans={self.training_spans} need "
+                          "{SPAN} in both train_pattern and eval_pattern")
+        if re.search(SPAN_SPEC, self.fixed_eval_pattern):
+            errors.append(f"fixed_eval_pattern={self.fixed_eval_pattern!r} must not hold {{SPAN}}:"
+                          " it is the same set on every run")
+        return errors
+
+    def _data_validation_errors(self) -> list[str]:
+        """Why the approved schema or the stop on anomalies cannot work."""
+        errors = []
+        if not self.with_data_validation:
+            errors += [f"{name}={getattr(self, name)!r} needs with_data_validation=true"
+                       for name in ("schema_file", "stop_on_anomalies") if getattr(self, name)]
+        if (self.schema_file and not self.schema_file.startswith("gs://")
+                and not os.path.isfile(self.schema_file)):
+            errors.append(f"schema_file={self.schema_file!r} is not a file (`mbqa schema --out "
+                          "FILE` writes one from a run's statistics)")
+        return errors
+
     def _container_errors(self, target: str, spec: spec_lib.BertQaSpec) -> list[str]:
         """Why the steps could not run in their containers on Kubeflow / Vertex AI."""
         errors = []
         if self.image in ("", PLACEHOLDER_IMAGE):
             errors.append(f"image={self.image!r} is not the pipeline's image: build and push "
                           "deploy/Dockerfile, then set image (--set image=... or MBQA_IMAGE)")
-        for name in ("pipeline_root", "data_root", "push_destination"):
+        for name in ("pipeline_root", "data_root", "push_destination", "schema_file"):
             value = getattr(self, name)
-            if not value.startswith("gs://"):
+            if not value.startswith("gs://") and (value or name != "schema_file"):
                 errors.append(f"{name}={value!r}: the {target} steps run in containers that "
                               "see no local files; use a gs:// path")
         if not spec.uri.startswith(REMOTE_PREFIXES):

@@ -47,7 +47,7 @@ def run_local(config: PipelineConfig) -> None:
 @contextlib.contextmanager
 def private_temp_dir() -> Iterator[str]:
     """Points `tempfile` and TMPDIR (Beam's worker processes) at a new directory, removed at
-    the end: TFX builds a 16 MB package per Beam component there, and executors leave files.
+    the end: TFX builds a package of itself per Beam component there, and executors leave files.
     It wraps a whole command: `mbqa run`/`demo`, or this file run by the TFX CLI."""
     directory = tempfile.mkdtemp(prefix="mbqa-run-")
     saved = tempfile.tempdir, os.environ.get("TMPDIR")

@@ -1,9 +1,14 @@
 """The TFX pipeline: SQuAD JSON in, a blessed, pushed TFLite model out.
 
-SquadExampleGen -> (StatisticsGen -> SchemaGen -> ExampleValidator) -> SquadTransform
--> Trainer (warm-started from the last blessed model) -> QaEvaluator (against that model)
--> TFLitePusher. Every setting comes from `pipelines.config.PipelineConfig`; on Vertex AI
-the data root, training steps, spec, thresholds and push destination are RuntimeParameters.
+SquadExampleGen -> (StatisticsGen -> SchemaGen, or ImportSchemaGen of the approved
+`schema_file` -> ExampleValidator, whose anomalies the Trainer may stop on and the model card
+lists) -> SquadTransform -> Trainer (warm-started from the last blessed model) -> QaEvaluator
+(against that model, on the span's eval split or on the fixed evaluation set of
+FixedEvalExampleGen) -> TFLitePusher. SquadExampleGen reads the span asked for (or the
+latest) and, for training, the window of spans before it; the Trainer stops when the last
+blessed model was trained on the same data. Every setting comes from
+`pipelines.config.PipelineConfig`; on Vertex AI the data root, span, training steps, spec,
+thresholds and push destination are RuntimeParameters.
 """
 
 from __future__ import annotations
@@ -20,14 +25,23 @@ from components.pusher.component import TFLitePusher
 from components.squad_example_gen.component import SquadExampleGen
 from components.squad_transform.component import SquadTransform
 from components.trainer.component import QaTrainer
-from components.trainer.run_fn import MIXED_PRECISION_KEY, TRIM_PADDING_KEY, WARM_START_KEY
+from components.trainer.run_fn import (
+    FORCE_RETRAIN_KEY,
+    MIXED_PRECISION_KEY,
+    TRIM_PADDING_KEY,
+    WARM_START_KEY,
+)
 from components.trainer.vertex_training import VertexTrainingSettings, training_custom_config
 from pipelines.config import ConfigError, PipelineConfig
+from pipelines.report import EVALUATOR_NODE, PUSHER_NODE, VALIDATOR_NODE
 
 RESOLVER_ID = "latest_blessed_model_resolver"
+EVAL_EXAMPLE_GEN_ID = "FixedEvalExampleGen"
 TRAINER_ID = "Trainer"
+SCHEMA_GEN_ID = "SchemaGen"
 # Names of the Vertex AI runtime parameters (KubeflowV2DagRunner only).
 PARAM_DATA_ROOT = "data_root"
+PARAM_SPAN = "span"
 PARAM_TRAIN_ARGS = "train_args"
 PARAM_SPEC = "spec"
 PARAM_MIN_EXACT_MATCH = "min_exact_match"
@@ -51,15 +65,37 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
     example_gen = SquadExampleGen(
         input_base=params[PARAM_DATA_ROOT], input_config=input_config,
         skip_invalid=config.skip_invalid,
+        requested_span=params[PARAM_SPAN],
+        training_spans=config.training_spans,
     )
     components: list[Any] = [example_gen]
+    eval_examples = example_gen.outputs["examples"]
+    if config.fixed_eval_pattern:  # the same questions on every run, read once (cached)
+        eval_gen = SquadExampleGen(
+            input_base=params[PARAM_DATA_ROOT], skip_invalid=config.skip_invalid,
+            input_config=tfx.proto.Input(splits=[
+                tfx.proto.Input.Split(name="eval", pattern=config.fixed_eval_pattern)]),
+            output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=1)])),
+        ).with_id(EVAL_EXAMPLE_GEN_ID)
+        eval_examples = eval_gen.outputs["examples"]
+        components.append(eval_gen)
+    anomalies = None  # ExampleValidator's, for the Trainer's stop and the model card
     if config.with_data_validation:
         statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        # The approved schema when one is set, else the one inferred from this run's
+        # statistics; the node keeps its id either way (its console line says which).
+        schema_gen = (
+            tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+            if config.schema_file else
+            tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        ).with_id(SCHEMA_GEN_ID)
         example_validator = tfx.components.ExampleValidator(
             statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-        )
+        ).with_id(VALIDATOR_NODE)
+        anomalies = example_validator.outputs["anomalies"]
         components += [statistics_gen, schema_gen, example_validator]
+    stop_on_anomalies = anomalies is not None and config.resolved_stop_on_anomalies()
 
     transform = SquadTransform(examples=example_gen.outputs["examples"], spec=params[PARAM_SPEC],
                                length_buckets=config.length_buckets)
@@ -77,12 +113,15 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
         custom_config=trainer_custom_config(config),
         vertex_training=vertex_training(config, target),
+        anomalies=anomalies if stop_on_anomalies else None,
+        stop_on_anomalies=stop_on_anomalies,
     ).with_id(TRAINER_ID)
     evaluator = QaEvaluator(
-        examples=example_gen.outputs["examples"],
+        examples=eval_examples,
         transformed_examples=transform.outputs["transformed_examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
+        anomalies=anomalies,
         spec=params[PARAM_SPEC],
         eval_split="eval",
         min_exact_match=params[PARAM_MIN_EXACT_MATCH],
@@ -95,13 +134,13 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
         min_task_library_f1=config.min_task_library_f1,
         null_score_diff_threshold=config.null_score_diff_threshold,
         tune_null_threshold=config.tune_null_threshold,
-    )
+    ).with_id(EVALUATOR_NODE)
     pusher = TFLitePusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         evaluation=evaluator.outputs["evaluation"],
         push_destination=params[PARAM_PUSH_DESTINATION],
-    )
+    ).with_id(PUSHER_NODE)
     components += [transform, model_resolver, trainer, evaluator, pusher]
 
     metadata = None
@@ -122,7 +161,7 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
 def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
     """`run_fn`'s settings besides the spec (which is the Trainer's `spec` property)."""
     return {WARM_START_KEY: config.warm_start, TRIM_PADDING_KEY: config.trim_padding,
-            MIXED_PRECISION_KEY: config.mixed_precision}
+            MIXED_PRECISION_KEY: config.mixed_precision, FORCE_RETRAIN_KEY: config.force_retrain}
 
 
 def vertex_training(config: PipelineConfig, target: str) -> VertexTrainingSettings | None:
@@ -145,6 +184,7 @@ def parameter_values(config: PipelineConfig) -> dict[str, Any]:
     """The values of the settings that are RuntimeParameters on Vertex AI, from `config`."""
     return {
         PARAM_DATA_ROOT: config.data_root,
+        PARAM_SPAN: int(config.span),
         PARAM_TRAIN_ARGS: tfx.proto.TrainArgs(num_steps=config.train_steps),
         PARAM_SPEC: config.build_spec().to_json(),
         PARAM_MIN_EXACT_MATCH: float(config.min_exact_match),

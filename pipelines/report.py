@@ -21,10 +21,17 @@ EXIT_PUSHED = 0
 EXIT_FAILED = 1
 EXIT_BAD_SETTINGS = 2
 EXIT_NOT_BLESSED = 3
-# The pipeline's nodes whose outputs the report reads, and the output key of each.
+# The Trainer refused to train: ExampleValidator found anomalies and stop_on_anomalies is on.
+EXIT_DATA_ANOMALIES = 4
+# The Trainer refused to train: the last blessed model learned from the same data and spec.
+EXIT_NO_NEW_DATA = 5
+# The pipeline's nodes whose outputs the report reads (`pipelines.pipeline` gives them these
+# ids), and the output key of each.
 EVALUATOR_NODE = "QaEvaluator"
 PUSHER_NODE = "TFLitePusher"
-OUTPUTS_READ = {EVALUATOR_NODE: "evaluation", PUSHER_NODE: "pushed_model"}
+VALIDATOR_NODE = "ExampleValidator"
+OUTPUTS_READ = {EVALUATOR_NODE: "evaluation", PUSHER_NODE: "pushed_model",
+                VALIDATOR_NODE: "anomalies"}
 
 
 @dataclasses.dataclass
@@ -34,6 +41,8 @@ class RunSummary:
     executions: dict[str, list[str]]  # node id -> the states of its executions
     evaluation_uris: list[str]  # ModelEvaluation artifacts
     pushed: list[dict]  # PushedModel artifacts: uri and custom properties
+    # ExampleAnomalies artifacts: (uri, split names); empty when validation did not run.
+    anomalies: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
 
     @property
     def last_push(self) -> dict[str, Any] | None:
@@ -80,7 +89,34 @@ def run_summary(config: PipelineConfig) -> RunSummary:
         if node in OUTPUTS_READ:
             outputs[node] = _output_artifacts(store, [e.id for e in found], OUTPUTS_READ[node])
     pushed = [{"uri": a.uri, **custom_properties(a)} for a in outputs.get(PUSHER_NODE, [])]
-    return RunSummary(executions, [a.uri for a in outputs.get(EVALUATOR_NODE, [])], pushed)
+    anomalies = [(a.uri, anomalies_split_names(a)) for a in outputs.get(VALIDATOR_NODE, [])]
+    return RunSummary(executions, [a.uri for a in outputs.get(EVALUATOR_NODE, [])], pushed,
+                      anomalies)
+
+
+def anomalies_split_names(artifact) -> list[str]:
+    """The split names of an MLMD ExampleAnomalies artifact (TFX's `split_names` property)."""
+    from components.qa import data_validation
+
+    return data_validation.split_names(artifact.properties["split_names"].string_value)
+
+
+def latest_output(config: PipelineConfig, node: str, key: str):
+    """The MLMD artifact output under `key` by this pipeline's last completed (or cached)
+    execution of `node`, or None (no such execution, or no ML Metadata store yet)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    if not os.path.isfile(config.resolved_metadata_path()):
+        return None
+    store = metadata_store(config)
+    context = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.{node}")
+    if context is None:
+        return None
+    done = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+    executions = sorted(e.id for e in store.get_executions_by_context(context.id)
+                        if e.last_known_state in done)
+    found = _output_artifacts(store, executions, key) if executions else []
+    return found[-1] if found else None
 
 
 def _output_artifacts(store, execution_ids: list[int], key: str) -> list:
@@ -156,6 +192,16 @@ def print_evaluation(evaluation: dict, out: IO[str]) -> None:
         print(f"  {'ok    ' if check['passed'] else 'FAILED'}  {check['detail']}", file=out)
 
 
+def print_anomalies(uri: str, splits: list[str], out: IO[str]) -> None:
+    """The last ExampleValidator's anomalies: a headline, then one line each."""
+    from components.qa import data_validation
+
+    headline, *lines = data_validation.describe(data_validation.read_anomalies(uri, splits))
+    print(f"Data anomalies:     {headline} ({uri})", file=out)
+    for line in lines:
+        print(f"  {line}", file=out)
+
+
 def print_report(config: PipelineConfig, out: IO[str] | None = None) -> None:
     """Prints where the last run's outputs are, its gate, what it pushed (or why not) and one
     question answered by the pushed file (to `out`, default stdout). EM/F1 are on each
@@ -164,6 +210,8 @@ def print_report(config: PipelineConfig, out: IO[str] | None = None) -> None:
     summary = run_summary(config)
     print(f"Pipeline artifacts: {config.pipeline_root}", file=out)
     print(f"ML Metadata:        {config.resolved_metadata_path()}", file=out)
+    if summary.anomalies:
+        print_anomalies(*summary.anomalies[-1], out)
     evaluation = None
     if summary.evaluation_uris:
         metrics_path = os.path.join(summary.evaluation_uris[-1], contracts.METRICS_FILE)

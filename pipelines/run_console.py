@@ -20,12 +20,15 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from components.evaluator import device_scores
-from components.qa import contracts, progress
+from components.qa import contracts, data_validation, progress
+from components.trainer import training_data
 from pipelines import report
 from pipelines.config import REMOTE_PREFIXES, RUN_DIR, ConfigError, PipelineConfig
 
 # TFX's LocalDagRunner ("Component X is ...") and BeamDagRunner ("node X is ...").
 _NODE_EVENT = re.compile(r"(?:Component|node) (\S+) is (running|finished)\.")
+# ImportSchemaGen's execution property: the approved schema it imported.
+SCHEMA_FILE_PROPERTY = "schema_file"
 
 
 def log_file_path(config: PipelineConfig) -> str:
@@ -145,6 +148,10 @@ def node_outcome(config: PipelineConfig, node: str) -> tuple[str, list[str]]:
     figures = []
     for artifact in artifacts:
         figures += artifact_figures(types.get(artifact.type_id, ""), artifact)
+        if types.get(artifact.type_id) == "Schema":  # ImportSchemaGen records its file
+            schema_file = execution.custom_properties.get(SCHEMA_FILE_PROPERTY)
+            figures.append(f"imported {schema_file.string_value}" if schema_file
+                           else "inferred from this run's statistics")
     return state, figures
 
 
@@ -171,6 +178,9 @@ def artifact_figures(type_name: str, artifact) -> list[str]:
         evaluation = _read_json(os.path.join(artifact.uri, contracts.METRICS_FILE))
         if evaluation:
             return evaluation_figures(evaluation)
+    if type_name == "ExampleAnomalies":
+        return data_validation.describe(data_validation.read_anomalies(
+            artifact.uri, report.anomalies_split_names(artifact)))
     if type_name == "PushedModel":
         if props.get("pushed") == 1:
             return [f"pushed version {props.get('pushed_version')} to "
@@ -236,6 +246,10 @@ def run_and_report(config: PipelineConfig, verbose: bool = False,
             logging.exception("The run failed")
             lines.failed(error)
             print(f"Details: {log_path}", file=console)
+            if data_validation.is_stop(error):  # the Trainer refused: not a failure
+                return report.EXIT_DATA_ANOMALIES
+            if training_data.is_no_new_data(error):  # nothing new to learn: not a failure
+                return report.EXIT_NO_NEW_DATA
             if verbose:
                 raise
             return report.EXIT_FAILED

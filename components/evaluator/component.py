@@ -47,6 +47,8 @@ class QaEvaluatorSpec(types.ComponentSpec):
             type=standard_artifacts.Model, optional=True),
         standard_component_specs.TRANSFORMED_EXAMPLES_KEY: component_spec.ChannelParameter(
             type=standard_artifacts.Examples, optional=True),
+        executor.ANOMALIES_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.ExampleAnomalies, optional=True),
     }
     OUTPUTS = {
         standard_component_specs.EVALUATION_KEY: component_spec.ChannelParameter(
@@ -73,6 +75,7 @@ class QaEvaluator(base_component.BaseComponent):
         spec: spec_lib.BertQaSpec | str | data_types.RuntimeParameter,
         baseline_model: types.BaseChannel | None = None,
         transformed_examples: types.BaseChannel | None = None,
+        anomalies: types.BaseChannel | None = None,
         eval_split: str = "eval",
         min_exact_match: float | data_types.RuntimeParameter = 0.0,
         min_f1: float | data_types.RuntimeParameter = 0.0,
@@ -99,6 +102,8 @@ class QaEvaluator(base_component.BaseComponent):
             same questions.
           transformed_examples: SquadTransform's windows; its `train` split calibrates
             'int8' and 'int16x8' (required for them).
+          anomalies: ExampleValidator's anomalies of the questions, listed in the model card
+            (without it the card says the data was not validated).
           eval_split: the split of `examples` to score.
           min_exact_match, min_f1: thresholds (percent) every scored candidate must reach
             (numbers or float RuntimeParameters, as `max_regression`).
@@ -148,6 +153,7 @@ class QaEvaluator(base_component.BaseComponent):
             model=model,
             baseline_model=baseline_model,
             transformed_examples=transformed_examples,
+            anomalies=anomalies,
             spec=spec,
             eval_split=eval_split,
             min_exact_match=_float_or_parameter(min_exact_match),

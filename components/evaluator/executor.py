@@ -1,28 +1,30 @@
 """QaEvaluator's executor: official SQuAD EM/F1 of the SavedModel and its TFLite files.
 
-Steps (each logged):
-1. read the eval split's questions (`components.qa.squad.from_tf_example`);
-2. answer them with the candidate SavedModel over sliding windows on Beam, each worker
-   loading the model once (`components.evaluator.scoring`: the pipeline's Beam args choose
-   the DirectRunner's workers or Dataflow), and score them (`components.qa.metrics`);
-3. convert the SavedModel to TFLite in each requested quantization (`components.qa.tflite`;
-   'int8' and 'int16x8' are calibrated on a sample of the train split's windows), score each
-   file the same way, measure its agreement with the SavedModel on eval windows, its size,
-   its F1 drop, its invoke latency at 1 thread and the ops it computes in float
-   (`tflite.float_ops`) (SQuAD 2.0: at
-   `null_score_diff_threshold`, or with `tune_null_threshold` at the SavedModel's
-   best-F1 threshold on this split, as the official script's `best_f1_thresh`; the
-   threshold and the window settings go into each file's metadata, `serving_config`);
-   and whether it works in the TFLite Task Library (`components.qa.task_library`); the
-   shipped file also answers every question in the Task Library's `BertQuestionAnswerer`
-   (first window only, as on the device: `components.evaluator.device_scores`);
+Steps of `Executor.Do` (each logged):
+1. `_Run.read`: the settings and the eval split's questions (`components.evaluator.inputs`);
+2. `_score_saved_model`: answer them with the candidate SavedModel over sliding windows on
+   Beam, each worker loading the model once (`components.evaluator.scoring`: the pipeline's
+   Beam args choose the DirectRunner's workers or Dataflow), and score them
+   (`components.qa.metrics`);
+3. `_score_tflite_files`: convert the SavedModel to TFLite in each requested quantization
+   (`components.qa.tflite`; 'int8' and 'int16x8' are calibrated on a sample of the train
+   split's windows), score each file the same way, measure its agreement with the
+   SavedModel on eval windows, its size, its F1 drop, its invoke latency at 1 thread and the
+   ops it computes in float (`tflite.float_ops`) (SQuAD 2.0: at `null_score_diff_threshold`,
+   or with `tune_null_threshold` at the SavedModel's best-F1 threshold on this split, as
+   the official script's `best_f1_thresh`; the threshold and the window settings go into
+   each file's metadata, a `contracts.ServingConfig`); and whether it works in the TFLite
+   Task Library (`components.qa.task_library`); the shipped file also answers every
+   question in the Task Library's `BertQuestionAnswerer` (first window only, as on the
+   device: `components.evaluator.device_scores`);
 4. convert the baseline model (the latest blessed one), if any, as the shipped file (the
    first quantization) and score it on the same questions (the TFLite files of steps 3
    and 4 are answered in one Beam pipeline);
-5. bless by the checks of `components.evaluator.gate` (thresholds, quantization drop, a
+5. `_checks`: bless by the checks of `components.evaluator.gate` (thresholds, quantization drop, a
    significant regression of the shipped file against the baseline's, Task Library, and
    with `min_task_library_f1` its Task Library F1);
-6. write the evaluation (`metrics.json`, `predictions.json`, `nbest_predictions.json`,
+6. `_write_evaluation`: write the evaluation (`metrics.json`, `predictions.json`,
+   `nbest_predictions.json`,
    `null_odds.json` for SQuAD 2.0, `tflite/<quantization>/model.tflite`,
    `baseline/tflite/<quantization>/model.tflite`, `report.html`, `model_card.md` and
    `model_card.json` (`components.evaluator.model_card`)) and the blessing
@@ -35,8 +37,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -48,18 +49,24 @@ from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
 
 from components import beam_executor
-from components.evaluator import device_scores, gate, model_card, report, scoring
+from components.evaluator import (
+    data_summary,
+    device_scores,
+    gate,
+    inputs,
+    model_card,
+    report,
+    scoring,
+)
 from components.qa import (
-    answering,
     contracts,
+    data_validation,
     encoders,
     inference,
-    metrics,
     postprocess,
     squad,
     task_library,
     tflite,
-    windows,
 )
 from components.qa import spec as spec_lib
 
@@ -77,17 +84,13 @@ MAX_QUANTIZATION_DROP_KEY = "max_quantization_drop"
 REQUIRE_TASK_LIBRARY_KEY = "require_task_library"
 MIN_TASK_LIBRARY_F1_KEY = "min_task_library_f1"
 TUNE_NULL_THRESHOLD_KEY = "tune_null_threshold"
-NULL_THRESHOLD_RESULT = "null_score_diff_threshold"
+ANOMALIES_KEY = "anomalies"
 
 SAVED_MODEL_NAME = "saved_model"
 # The baseline's shipped file, among the models answered on Beam.
 BASELINE_NAME = "baseline"
 # Where the Beam workers leave their answers during the run (removed after).
 SCORING_WORK_DIR = ".answers"
-# Training windows drawn (uniformly, seeded) to calibrate 'int8' and 'int16x8'.
-REPRESENTATIVE_WINDOWS = 100
-# Eval windows on which each TFLite file is compared with the SavedModel.
-AGREEMENT_WINDOWS = 200
 # Eval windows whose invoke time (median, 1 thread) is each file's reported latency.
 LATENCY_WINDOWS = 10
 
@@ -95,163 +98,6 @@ LATENCY_WINDOWS = 10
 def tflite_name(quantization: str) -> str:
     """A TFLite file's model name in metrics.json and the report."""
     return f"tflite_{quantization}"
-
-
-def _split_pattern(artifact: types.Artifact, split: str) -> str:
-    """The file pattern of one split of an Examples artifact."""
-    splits = artifact_utils.decode_split_names(artifact.split_names)
-    if split not in splits:
-        raise ValueError(f"{artifact.uri!r} has no split {split!r}; it has {splits}")
-    return os.path.join(artifact_utils.get_split_uri([artifact], split), "*")
-
-
-def _record_files(artifact: types.Artifact, split: str) -> list[str]:
-    """The TFRecord files of one split of an Examples artifact."""
-    files = sorted(tf.io.gfile.glob(_split_pattern(artifact, split)))
-    if not files:
-        raise FileNotFoundError(f"No records in split {split!r} of {artifact.uri!r}")
-    return files
-
-
-def _records(files: Sequence[str]):
-    """(file, record number, serialized record) of TFRecord files (gzip when named .gz)."""
-    for path in files:
-        compression = "GZIP" if path.endswith(".gz") else ""
-        for number, record in enumerate(tf.data.TFRecordDataset(path, compression)):
-            yield path, number, record.numpy()
-
-
-def read_questions(
-    examples: types.Artifact, split: str, limit: int = 0
-) -> list[squad.SquadExample]:
-    """The split's questions (the first `limit` if > 0); names the file and record if bad."""
-    questions = []
-    for path, number, record in _records(_record_files(examples, split)):
-        try:
-            questions.append(squad.from_tf_example(record))
-        except (IndexError, KeyError, UnicodeDecodeError, ValueError) as e:
-            raise ValueError(
-                f"{path}: record {number} is not a question tf.Example of "
-                f"components.qa.squad ({type(e).__name__}: {e})"
-            ) from e
-        if limit and len(questions) >= limit:
-            break
-    if not questions:
-        raise ValueError(f"The {split!r} split of {examples.uri!r} has no questions")
-    return questions
-
-
-def sample_windows(
-    transformed: types.Artifact, split: str, seq_len: int, n: int = REPRESENTATIVE_WINDOWS
-) -> dict[str, np.ndarray]:
-    """A seeded uniform sample of `n` windows of the split (arrays `[n, seq_len]`)."""
-    rng = random.Random(0)
-    sample: list[dict[str, list[int]]] = []
-    seen = 0
-    for path, number, record in _records(_record_files(transformed, split)):
-        features = tf.train.Example.FromString(record).features.feature
-        window = {}
-        for name in tflite.WINDOW_INPUTS:
-            values = list(features[name].int64_list.value)
-            if len(values) != seq_len:
-                raise ValueError(
-                    f"{path}: window record {number} has {len(values)} {name} values; the "
-                    f"spec's seq_len is {seq_len}"
-                )
-            window[name] = values
-        seen += 1
-        if len(sample) < n:
-            sample.append(window)
-        else:
-            slot = rng.randrange(seen)
-            if slot < n:
-                sample[slot] = window
-    logging.info("Drew %d of %d %s windows to calibrate integer files", len(sample), seen, split)
-    return {name: np.array([w[name] for w in sample], np.int32) for name in tflite.WINDOW_INPUTS}
-
-
-def _headline(official: Mapping[str, Any]) -> dict[str, Any]:
-    """EM/F1 under one pair of names (v1.1 says 'exact_match', v2.0 'exact')."""
-    em = official["exact_match"] if "exact_match" in official else official["exact"]
-    return {"exact_match": float(em), "f1": float(official["f1"]), "official": dict(official)}
-
-
-class _Scorer:
-    """Answers (on Beam, `scoring`) and scores one set of questions with any number of models."""
-
-    def __init__(self, examples, spec, vocab_path, version_2, null_threshold, records_pattern,
-                 make_pipeline, work_dir, threads):
-        self.examples = examples
-        self.spec = spec
-        self.vocab_path = vocab_path
-        self.version_2 = version_2
-        self.null_threshold = null_threshold
-        self.records_pattern = records_pattern
-        self.make_pipeline = make_pipeline
-        self.work_dir = work_dir
-        self.threads = threads
-        self.config = windows.WindowConfig.from_spec(spec)
-
-    def score(self, paths: Mapping[str, str], task_library_paths: Mapping[str, str] | None = None
-              ) -> dict[str, tuple[dict, postprocess.Answers]]:
-        """Each model's (official metrics at `null_threshold`, answers at it), by name; and
-        each file of `task_library_paths` answered in the Task Library (no null threshold:
-        the official metrics of its best answers)."""
-        settings = answering.AnswerSettings(
-            batch_size=self.spec.predict_batch_size, version_2_with_negative=self.version_2,
-            null_score_diff_threshold=self.null_threshold)
-        scored = scoring.answer_on_beam(
-            self.make_pipeline(), self.records_pattern, paths, self.examples, self.vocab_path,
-            self.config, settings, self.work_dir, self.threads, task_library_paths)
-        results = {}
-        for name, model in scored.items():
-            if name in (task_library_paths or {}):
-                official = metrics.evaluate_examples(
-                    self.examples, model.answers.predictions, version_2=self.version_2)
-                results[name] = _headline(official), model.answers
-            else:
-                results[name] = self.metrics(model.answers)
-            logging.info("%s: EM %.2f, F1 %.2f", name, results[name][0]["exact_match"],
-                         results[name][0]["f1"])
-        return results
-
-    def metrics(self, answers: postprocess.Answers):
-        """(official metrics, answers) at `null_threshold`, as predictions.json says."""
-        if not self.version_2:
-            return _headline(metrics.evaluate_examples(self.examples, answers.predictions)), answers
-        answers = answers.at_threshold(self.null_threshold)
-        official = metrics.evaluate_v2_at_threshold(self.examples, answers, self.null_threshold)
-        return {**_headline(official), NULL_THRESHOLD_RESULT: self.null_threshold}, answers
-
-    def tune_null_threshold(self, answers: postprocess.Answers, result: dict):
-        """Adopts the official best-F1 threshold of these answers; their metrics at it."""
-        self.null_threshold = float(result["official"]["best_f1_thresh"])
-        logging.info("SQuAD 2.0: the best-F1 null threshold on this split is %.4f (F1 %.2f)",
-                     self.null_threshold, result["official"]["best_f1"])
-        return self.metrics(answers)
-
-    def question_scores(self, answers: postprocess.Answers) -> gate.QuestionScores:
-        return gate.question_scores(self.examples, answers.predictions, self.version_2)
-
-    def agreement_windows(self) -> dict[str, np.ndarray]:
-        """Up to `AGREEMENT_WINDOWS` eval windows, in question order."""
-        chosen = []
-        maker = windows.WindowMaker(self.vocab_path, self.config)
-        for example in self.examples:
-            chosen.extend(maker.make_windows(example, training=False))
-            if len(chosen) >= AGREEMENT_WINDOWS:
-                break
-        chosen = chosen[:AGREEMENT_WINDOWS]
-        return {name: np.array([getattr(w, name) for w in chosen], np.int32)
-                for name in tflite.WINDOW_INPUTS}
-
-
-def serving_config(spec: spec_lib.BertQaSpec, version_2: bool,
-                   null_threshold: float) -> dict[str, Any]:
-    """What `mbqa predict`/`answer` need to answer as the evaluation did (TFLite metadata)."""
-    return {"seq_len": spec.seq_len, "query_len": spec.query_len,
-            "doc_stride": spec.doc_stride, "do_lower_case": spec.do_lower_case,
-            "version_2_with_negative": version_2, NULL_THRESHOLD_RESULT: null_threshold}
 
 
 def gate_config_from(exec_properties: Mapping[str, Any]) -> gate.GateConfig:
@@ -266,6 +112,97 @@ def gate_config_from(exec_properties: Mapping[str, Any]) -> gate.GateConfig:
            for k, v in values.items()})
     config.validate()
     return config
+
+
+@dataclasses.dataclass
+class _Run:
+    """One evaluation: its settings and artifacts, the questions, and what was measured."""
+
+    spec: spec_lib.BertQaSpec
+    split: str
+    quantizations: list[str]
+    gate_config: gate.GateConfig
+    model: types.Artifact
+    baseline: types.Artifact | None
+    transformed: types.Artifact | None
+    anomalies: list[data_validation.Anomaly] | None  # None: the data was not validated
+    examples_artifact: types.Artifact
+    examples: list[squad.SquadExample]
+    version_2: bool
+    saved_model_dir: str
+    vocab_path: str
+    evaluation: types.Artifact
+    blessing: types.Artifact
+    # Filled as the steps run: metrics.json's results and the per-question F1, by model.
+    models: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    scores: dict[str, gate.QuestionScores] = dataclasses.field(default_factory=dict)
+
+    @property
+    def shipped(self) -> str:
+        return tflite_name(self.quantizations[0])
+
+    @classmethod
+    def read(cls, input_dict: dict[str, list[types.Artifact]],
+             output_dict: dict[str, list[types.Artifact]],
+             exec_properties: dict[str, Any]) -> _Run:
+        """The settings, artifacts and eval questions of an execution, checked."""
+        spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
+        split = exec_properties.get(EVAL_SPLIT_KEY) or "eval"
+        quantizations = json.loads(exec_properties.get(QUANTIZATIONS_KEY) or '["dynamic"]')
+        transformed = input_dict.get(standard_component_specs.TRANSFORMED_EXAMPLES_KEY) or []
+        calibrated = [q for q in quantizations if q in contracts.CALIBRATED_QUANTIZATIONS]
+        if calibrated and not transformed:
+            raise ValueError(f"quantizations has {calibrated} but no transformed_examples were "
+                             "given to draw its representative training windows from")
+        examples_artifact = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.EXAMPLES_KEY])
+        examples = inputs.read_questions(examples_artifact, split,
+                                         int(exec_properties.get(MAX_EVAL_EXAMPLES_KEY) or 0))
+        version_2 = exec_properties.get(VERSION_2_KEY)
+        if version_2 is None:
+            version_2 = any(e.is_impossible for e in examples)
+        logging.info("Evaluating on %d questions of split %r (SQuAD %s)", len(examples), split,
+                     "2.0" if version_2 else "1.1")
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        saved_model_dir = contracts.serving_dir(model)
+        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+        return cls(
+            spec=spec, split=split, quantizations=quantizations,
+            gate_config=gate_config_from(exec_properties), model=model,
+            baseline=baseline[0] if baseline else None,
+            transformed=transformed[0] if transformed else None,
+            anomalies=_anomalies(input_dict.get(ANOMALIES_KEY) or []),
+            examples_artifact=examples_artifact, examples=examples, version_2=bool(version_2),
+            saved_model_dir=saved_model_dir,
+            vocab_path=(inference.saved_model_vocab_path(saved_model_dir)
+                        or encoders.module_vocab_path(spec.uri)),
+            evaluation=artifact_utils.get_single_instance(
+                output_dict[standard_component_specs.EVALUATION_KEY]),
+            blessing=artifact_utils.get_single_instance(
+                output_dict[standard_component_specs.BLESSING_KEY]))
+
+
+def _anomalies(artifacts: list[types.Artifact]) -> list[data_validation.Anomaly] | None:
+    """ExampleValidator's anomalies (None without its artifact: not validated)."""
+    if not artifacts:
+        return None
+    return [anomaly for artifact in artifacts for anomaly in data_validation.read_anomalies(
+        artifact.uri, data_validation.split_names(artifact.split_names))]
+
+
+def _describe_file(path: str, saved_model_dir: str,
+                   agreement_windows: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """A TFLite file's size, invoke latency (1 thread), agreement with the SavedModel and
+    ops computed in float."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        model_buffer = f.read()
+    return {
+        "size_bytes": len(model_buffer),
+        "latency_ms": tflite.latency_ms(
+            path, {k: v[:LATENCY_WINDOWS] for k, v in agreement_windows.items()}, threads=1),
+        "agreement": tflite.compare_with_saved_model(saved_model_dir, path, agreement_windows),
+        "float_ops": tflite.float_ops(model_buffer),
+    }
 
 
 def _write_json(path: str, value: Any) -> None:
@@ -291,160 +228,152 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         exec_properties: dict[str, Any],
     ) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        spec = spec_lib.spec_from_json(exec_properties[SPEC_KEY])
-        split = exec_properties.get(EVAL_SPLIT_KEY) or "eval"
-        quantizations = json.loads(exec_properties.get(QUANTIZATIONS_KEY) or '["dynamic"]')
-        gate_config = gate_config_from(exec_properties)
-        model = artifact_utils.get_single_instance(
-            input_dict[standard_component_specs.MODEL_KEY])
-        baseline = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
-        transformed = input_dict.get(standard_component_specs.TRANSFORMED_EXAMPLES_KEY) or []
-        evaluation = artifact_utils.get_single_instance(
-            output_dict[standard_component_specs.EVALUATION_KEY])
-        blessing = artifact_utils.get_single_instance(
-            output_dict[standard_component_specs.BLESSING_KEY])
-        calibrated = [q for q in quantizations if q in contracts.CALIBRATED_QUANTIZATIONS]
-        if calibrated and not transformed:
-            raise ValueError(f"quantizations has {calibrated} but no transformed_examples were "
-                             "given to draw its representative training windows from")
-
-        examples_artifact = artifact_utils.get_single_instance(
-            input_dict[standard_component_specs.EXAMPLES_KEY])
-        examples = read_questions(examples_artifact, split,
-                                  int(exec_properties.get(MAX_EVAL_EXAMPLES_KEY) or 0))
-        version_2 = exec_properties.get(VERSION_2_KEY)
-        if version_2 is None:
-            version_2 = any(e.is_impossible for e in examples)
-        logging.info("Evaluating on %d questions of split %r (SQuAD %s)", len(examples), split,
-                     "2.0" if version_2 else "1.1")
-
-        saved_model_dir = contracts.serving_dir(model)
-        vocab_path = (inference.saved_model_vocab_path(saved_model_dir)
-                      or encoders.module_vocab_path(spec.uri))
-        scorer = _Scorer(examples, spec, vocab_path, bool(version_2),
-                         float(exec_properties.get(NULL_SCORE_DIFF_THRESHOLD_KEY) or 0.0),
-                         _split_pattern(examples_artifact, split), self._make_beam_pipeline,
-                         os.path.join(evaluation.uri, SCORING_WORK_DIR),
-                         beam_executor.threads_per_worker(self._beam_pipeline_args or []))
-        models: dict[str, dict[str, Any]] = {}
-        scores: dict[str, gate.QuestionScores] = {}
-        models[SAVED_MODEL_NAME], answers = scorer.score(
-            {SAVED_MODEL_NAME: saved_model_dir})[SAVED_MODEL_NAME]
-        if version_2 and exec_properties.get(TUNE_NULL_THRESHOLD_KEY):
-            models[SAVED_MODEL_NAME], answers = scorer.tune_null_threshold(
-                answers, models[SAVED_MODEL_NAME])
-        serving = serving_config(spec, bool(version_2), scorer.null_threshold)
-        scores[SAVED_MODEL_NAME] = scorer.question_scores(answers)
-        postprocess.write_answers(answers, os.path.join(evaluation.uri, contracts.PREDICTIONS_FILE),
-                                  bool(version_2))
-
-        representative = None
-        if calibrated:
-            representative = sample_windows(
-                artifact_utils.get_single_instance(transformed), "train", spec.seq_len)
-        shipped = tflite_name(quantizations[0])
-        paths = {}
-        for quantization in quantizations:
-            path = os.path.join(evaluation.uri, contracts.tflite_relative_path(quantization))
-            tflite.export_tflite(saved_model_dir, path, spec, vocab_path, quantization,
-                                 representative, serving)
-            paths[tflite_name(quantization)] = path
-        sample = examples[0]
-        compatibility = {
-            q: task_library.compatibility(paths[tflite_name(q)], spec.query_len,
-                                         spec.do_lower_case, sample.context, sample.question)
-            for q in quantizations}
-        on_device = ({device_scores.TASK_LIBRARY_NAME: paths[shipped]}
-                     if compatibility[quantizations[0]]["compatible"] else {})
-        if baseline:
-            paths[BASELINE_NAME] = self._export_baseline(
-                artifact_utils.get_single_instance(baseline), quantizations[0], scorer,
-                evaluation.uri, representative)
-        scored = scorer.score(paths, on_device)
-        agreement_windows = scorer.agreement_windows()
-        for quantization in quantizations:
-            name = tflite_name(quantization)
-            path = paths[name]
-            result, lite_answers = scored[name]
-            result["path"] = contracts.tflite_relative_path(quantization)
-            result["size_bytes"] = int(tf.io.gfile.stat(path).length)
-            result["f1_drop"] = models[SAVED_MODEL_NAME]["f1"] - result["f1"]
-            result["latency_ms"] = tflite.latency_ms(
-                path, {k: v[:LATENCY_WINDOWS] for k, v in agreement_windows.items()}, threads=1)
-            result["agreement"] = tflite.compare_with_saved_model(
-                saved_model_dir, path, agreement_windows)
-            logging.info("%s vs SavedModel: %s", name, result["agreement"])
-            result["task_library"] = compatibility[quantization]
-            with tf.io.gfile.GFile(path, "rb") as f:
-                result["float_ops"] = tflite.float_ops(f.read())
-            logging.info("%s in the Task Library: %s", name, result["task_library"])
-            models[name] = result
-            scores[name] = scorer.question_scores(lite_answers)
-        if on_device:
-            official, device_answers = scored[device_scores.TASK_LIBRARY_NAME]
-            scores[device_scores.TASK_LIBRARY_NAME] = scorer.question_scores(device_answers)
-            device = device_scores.summarize(
-                shipped, official["official"], scores[device_scores.TASK_LIBRARY_NAME],
-                scores[shipped], device_scores.beyond_kept_context(
-                    examples, vocab_path, spec.do_lower_case),
-                examples, device_answers.predictions)
-        else:
-            device = device_scores.not_answered(
-                shipped, compatibility[quantizations[0]]["problems"])
-        logging.info("%s", device_scores.describe(device))
-
-        checks = gate.threshold_checks(models, bool(baseline), gate_config)
-        checks.append(gate.quantization_check(shipped, models[shipped]["f1"],
-                                              models[SAVED_MODEL_NAME]["f1"], gate_config))
-        checks.append(gate.task_library_check(shipped, models[shipped]["task_library"],
-                                              gate_config))
-        device_check = gate.task_library_f1_check(shipped, device, gate_config)
-        if device_check:
-            checks.append(device_check)
-        baseline_result = None
-        if baseline:
-            baseline_result, baseline_answers = scored[BASELINE_NAME]
-            baseline_result.update(
-                model_uri=artifact_utils.get_single_instance(baseline).uri, name=shipped,
-                path=f"{contracts.BASELINE_DIR}/{contracts.tflite_relative_path(quantizations[0])}")
-            scores["baseline"] = scorer.question_scores(baseline_answers)
-            regression, differences = gate.regression_checks(
-                scores[shipped], scores["baseline"], gate_config)
-            checks.extend(regression)
-            baseline_result["difference"] = {
-                key: dataclasses.asdict(d) for key, d in differences.items()}
+        run = _Run.read(input_dict, output_dict, exec_properties)
+        scorer = scoring.Scorer(
+            run.examples, run.spec, run.vocab_path, run.version_2,
+            float(exec_properties.get(NULL_SCORE_DIFF_THRESHOLD_KEY) or 0.0),
+            inputs.split_pattern(run.examples_artifact, run.split), self._make_beam_pipeline,
+            os.path.join(run.evaluation.uri, SCORING_WORK_DIR),
+            beam_executor.threads_per_worker(self._beam_pipeline_args or []))
+        serving = self._score_saved_model(run, scorer,
+                                          bool(exec_properties.get(TUNE_NULL_THRESHOLD_KEY)))
+        device, baseline_scored = self._score_tflite_files(run, scorer, serving)
+        checks, baseline_result = self._checks(run, scorer, device, baseline_scored)
         blessed, reasons = gate.bless(checks)
         summary = {
-            "eval_split": split,
-            "num_questions": len(examples),
-            "version_2_with_negative": bool(version_2),
-            "quantizations": quantizations,
-            "shipped": shipped,
-            "serving_config": serving,
-            "exact_match": models[SAVED_MODEL_NAME]["exact_match"],
-            "f1": models[SAVED_MODEL_NAME]["f1"],
-            "models": models,
+            "eval_split": run.split,
+            "num_questions": len(run.examples),
+            "version_2_with_negative": run.version_2,
+            "quantizations": run.quantizations,
+            "shipped": run.shipped,
+            "serving_config": serving.to_dict(),
+            "exact_match": run.models[SAVED_MODEL_NAME]["exact_match"],
+            "f1": run.models[SAVED_MODEL_NAME]["f1"],
+            "models": run.models,
             "task_library": device,
+            "data": data_summary.summarize(run.examples_artifact, run.split, len(run.examples),
+                                           run.transformed, run.baseline),
             "baseline": baseline_result,
             "blessing": {"blessed": blessed, "reasons": reasons,
                          "checks": [dataclasses.asdict(c) for c in checks],
-                         **dataclasses.asdict(gate_config)},
+                         **dataclasses.asdict(run.gate_config)},
         }
-        _write_json(os.path.join(evaluation.uri, contracts.METRICS_FILE), summary)
-        model_card.write_model_card(model_card.build_model_card(
-            summary, examples_artifact, transformed[0] if transformed else None, model, spec),
-            evaluation.uri)
-        f1_by_model = {name: {e.id: f1 / 100.0 for e, f1 in zip(examples, s.f1, strict=True)}
-                       for name, s in scores.items()}
-        with tf.io.gfile.GFile(os.path.join(evaluation.uri, contracts.REPORT_FILE), "w") as f:
-            f.write(report.render_report(summary, examples, f1_by_model))
-        self._bless(blessing, model, baseline, blessed, reasons)
+        self._write_evaluation(run, summary)
+        self._bless(run.blessing, run.model, run.baseline, blessed, reasons)
         logging.info("%s: %s; wrote %s", "BLESSED" if blessed else "NOT BLESSED",
-                     "; ".join(reasons), evaluation.uri)
+                     "; ".join(reasons), run.evaluation.uri)
+
+    @staticmethod
+    def _score_saved_model(run: _Run, scorer: scoring.Scorer,
+                           tune_null_threshold: bool) -> contracts.ServingConfig:
+        """Scores the SavedModel (SQuAD 2.0: at the threshold given, or the tuned one) and
+        writes its answers; the serving config the TFLite files will carry."""
+        result, answers = scorer.score({SAVED_MODEL_NAME: run.saved_model_dir})[SAVED_MODEL_NAME]
+        if run.version_2 and tune_null_threshold:
+            result, answers = scorer.tune_null_threshold(answers, result)
+        run.models[SAVED_MODEL_NAME] = result
+        run.scores[SAVED_MODEL_NAME] = scorer.question_scores(answers)
+        postprocess.write_answers(
+            answers, os.path.join(run.evaluation.uri, contracts.PREDICTIONS_FILE), run.version_2)
+        return contracts.ServingConfig.from_spec(run.spec, run.version_2, scorer.null_threshold)
+
+    def _score_tflite_files(self, run: _Run, scorer: scoring.Scorer,
+                            serving: contracts.ServingConfig,
+                            ) -> tuple[dict[str, Any], tuple[dict, postprocess.Answers] | None]:
+        """Exports and scores each quantization's file and the baseline's shipped file (one
+        Beam pipeline), and the shipped file in the Task Library; the Task Library's scores
+        (`device_scores`) and the baseline's (result, answers) (None without a baseline)."""
+        representative = None
+        if any(q in contracts.CALIBRATED_QUANTIZATIONS for q in run.quantizations):
+            representative = inputs.sample_windows(run.transformed, "train", run.spec.seq_len)
+        paths = {}
+        for quantization in run.quantizations:
+            path = os.path.join(run.evaluation.uri, contracts.tflite_relative_path(quantization))
+            tflite.export_tflite(run.saved_model_dir, path, run.spec, run.vocab_path,
+                                 quantization, representative, serving)
+            paths[tflite_name(quantization)] = path
+        sample = run.examples[0]
+        compatibility = {
+            q: task_library.compatibility(paths[tflite_name(q)], run.spec.query_len,
+                                         run.spec.do_lower_case, sample.context, sample.question)
+            for q in run.quantizations}
+        shipped_compatible = compatibility[run.quantizations[0]]["compatible"]
+        on_device = ({device_scores.TASK_LIBRARY_NAME: paths[run.shipped]}
+                     if shipped_compatible else {})
+        if run.baseline:
+            paths[BASELINE_NAME] = self._export_baseline(
+                run.baseline, run.quantizations[0], scorer, run.evaluation.uri, representative)
+        scored = scorer.score(paths, on_device)
+        agreement_windows = scorer.agreement_windows()
+        for quantization in run.quantizations:
+            name = tflite_name(quantization)
+            result, answers = scored[name]
+            result.update(_describe_file(paths[name], run.saved_model_dir, agreement_windows))
+            result["path"] = contracts.tflite_relative_path(quantization)
+            result["f1_drop"] = run.models[SAVED_MODEL_NAME]["f1"] - result["f1"]
+            result["task_library"] = compatibility[quantization]
+            logging.info("%s vs SavedModel: %s; in the Task Library: %s", name,
+                         result["agreement"], result["task_library"])
+            run.models[name] = result
+            run.scores[name] = scorer.question_scores(answers)
+        if on_device:
+            official, device_answers = scored[device_scores.TASK_LIBRARY_NAME]
+            run.scores[device_scores.TASK_LIBRARY_NAME] = scorer.question_scores(device_answers)
+            device = device_scores.summarize(
+                run.shipped, official["official"], run.scores[device_scores.TASK_LIBRARY_NAME],
+                run.scores[run.shipped], device_scores.beyond_kept_context(
+                    run.examples, run.vocab_path, run.spec.do_lower_case),
+                run.examples, device_answers.predictions)
+        else:
+            device = device_scores.not_answered(
+                run.shipped, compatibility[run.quantizations[0]]["problems"])
+        logging.info("%s", device_scores.describe(device))
+        return device, scored.get(BASELINE_NAME)
+
+    @staticmethod
+    def _checks(run: _Run, scorer: scoring.Scorer, device: dict[str, Any],
+                baseline_scored: tuple[dict, postprocess.Answers] | None,
+                ) -> tuple[list[gate.Check], dict[str, Any] | None]:
+        """The gate's checks, and the baseline's result for metrics.json (None without)."""
+        config = run.gate_config
+        checks = gate.threshold_checks(run.models, run.baseline is not None, config)
+        checks.append(gate.quantization_check(run.shipped, run.models[run.shipped]["f1"],
+                                              run.models[SAVED_MODEL_NAME]["f1"], config))
+        checks.append(gate.task_library_check(run.shipped, run.models[run.shipped]["task_library"],
+                                              config))
+        device_check = gate.task_library_f1_check(run.shipped, device, config)
+        if device_check:
+            checks.append(device_check)
+        if baseline_scored is None:
+            return checks, None
+        baseline_result, baseline_answers = baseline_scored
+        baseline_result.update(
+            model_uri=run.baseline.uri, name=run.shipped,
+            path=f"{contracts.BASELINE_DIR}/{contracts.tflite_relative_path(run.quantizations[0])}")
+        run.scores[BASELINE_NAME] = scorer.question_scores(baseline_answers)
+        regression, differences = gate.regression_checks(
+            run.scores[run.shipped], run.scores[BASELINE_NAME], config)
+        checks.extend(regression)
+        baseline_result["difference"] = {
+            key: dataclasses.asdict(d) for key, d in differences.items()}
+        return checks, baseline_result
+
+    @staticmethod
+    def _write_evaluation(run: _Run, summary: dict[str, Any]) -> None:
+        """metrics.json, the model card and report.html."""
+        _write_json(os.path.join(run.evaluation.uri, contracts.METRICS_FILE), summary)
+        model_card.write_model_card(model_card.build_model_card(
+            summary, run.examples_artifact, run.transformed, run.model, run.spec,
+            anomalies=run.anomalies),
+            run.evaluation.uri)
+        f1_by_model = {name: {e.id: f1 / 100.0 for e, f1 in zip(run.examples, s.f1, strict=True)}
+                       for name, s in run.scores.items()}
+        with tf.io.gfile.GFile(os.path.join(run.evaluation.uri, contracts.REPORT_FILE), "w") as f:
+            f.write(report.render_report(summary, run.examples, f1_by_model))
 
     @staticmethod
     def _export_baseline(
-        baseline_model: types.Artifact, quantization: str, scorer: _Scorer, out_dir: str,
+        baseline_model: types.Artifact, quantization: str, scorer: scoring.Scorer, out_dir: str,
         representative: Mapping[str, np.ndarray] | None,
     ) -> str:
         """The baseline's shipped file: its SavedModel converted as the candidate's."""
@@ -460,7 +389,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
 
     @staticmethod
     def _bless(blessing: types.Artifact, model: types.Artifact,
-               baseline: list[types.Artifact], blessed: bool, reasons: list[str]) -> None:
+               baseline: types.Artifact | None, blessed: bool, reasons: list[str]) -> None:
         """As TFX's Evaluator: a BLESSED/NOT_BLESSED file and the custom properties."""
         tf.io.gfile.makedirs(blessing.uri)
         file_name = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
@@ -475,8 +404,8 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
         blessing.set_string_custom_property(
             constants.ARTIFACT_PROPERTY_BLESSING_MESSAGE_KEY, "; ".join(reasons))
-        if baseline:
+        if baseline is not None:
             blessing.set_string_custom_property(
-                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline[0].uri)
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
             blessing.set_int_custom_property(
-                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline[0].id)
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)

@@ -9,7 +9,11 @@ Anything absent (no windows artifact, no training record, no span) is stated as
 - `data`: `examples` {`uri`, `span`, `version`, `questions` {split: records counted},
   `invalid_records` {`num_questions`, `num_examples`, `num_skipped`} from SquadExampleGen's
   report}; `windows` {`uri`, `splits` {split: {questions, windows, skipped, no_windows}},
-  `skipped_lists`} from SquadTransform's stats;
+  `skipped_lists`} from SquadTransform's stats; `anomalies`: ExampleValidator's anomalies of
+  the questions {`summary` ("no anomalies", "2 anomalies"), `anomalies` [{`split`,
+  `feature`, `kind`, `description`}]}, or "not validated" when the evaluator got none
+  (`components.qa.data_validation`); and metrics.json's `data`: `training_spans`,
+  `evaluation_set`, `qa_statistics` (`components.evaluator.data_summary`);
 - `spec`: `spec.to_dict()`; `training`: the Trainer's `assets.extra/training.json`;
 - `evaluation`: `eval_split`, `num_questions`, `squad_version`, `null_score_diff_threshold`,
   `shipped`, `models` {name: `exact_match`, `f1`, TFLite files also `f1_vs_saved_model`
@@ -41,9 +45,9 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
 
-from components.evaluator import device_scores
+from components.evaluator import data_summary, device_scores
 from components.evaluator.gate import NO_GATE
-from components.qa import contracts
+from components.qa import contracts, data_validation
 from components.qa import spec as spec_lib
 
 NOT_RECORDED = "not recorded"
@@ -100,6 +104,13 @@ def _windows_data(transformed: types.Artifact | None) -> Any:
             "skipped_lists": sorted(os.path.basename(p) for p in lists)}
 
 
+def _anomalies_data(anomalies: Sequence[data_validation.Anomaly] | None) -> Any:
+    if anomalies is None:
+        return data_validation.NOT_VALIDATED
+    return {"summary": data_validation.summary(anomalies),
+            "anomalies": [a.to_dict() for a in anomalies]}
+
+
 def _evaluation(summary: Mapping) -> dict[str, Any]:
     saved_f1 = summary["models"][SAVED_MODEL]["f1"]
     models = {}
@@ -115,7 +126,8 @@ def _evaluation(summary: Mapping) -> dict[str, Any]:
     return {
         **{k: summary[k] for k in ("eval_split", "num_questions", "shipped")},
         "squad_version": "2.0" if summary["version_2_with_negative"] else "1.1",
-        "null_score_diff_threshold": summary["serving_config"]["null_score_diff_threshold"],
+        "null_score_diff_threshold": contracts.ServingConfig.from_dict(
+            summary["serving_config"]).null_score_diff_threshold,
         "models": models,
         "task_library": ({k: v for k, v in summary["task_library"].items() if k != "official"}
                          if "task_library" in summary else NOT_RECORDED),
@@ -136,8 +148,10 @@ def _version(package: str) -> str:
 
 def build_model_card(summary: Mapping, examples: types.Artifact,
                      transformed: types.Artifact | None, model: types.Artifact,
-                     spec: spec_lib.BertQaSpec) -> dict:
-    """The card (keys in the module docstring) from the evaluator's metrics.json `summary`."""
+                     spec: spec_lib.BertQaSpec,
+                     anomalies: Sequence[data_validation.Anomaly] | None = None) -> dict:
+    """The card (keys in the module docstring) from the evaluator's metrics.json `summary`
+    (`anomalies`: ExampleValidator's; None: the data was not validated)."""
     serving_dir = contracts.serving_dir(model)
     no_gate = [r for r in summary["blessing"]["reasons"] if NO_GATE in r]
     return {
@@ -146,7 +160,9 @@ def build_model_card(summary: Mapping, examples: types.Artifact,
         "warning": (
             "No accuracy gate was applied to this model: nothing checked its EM/F1 before it "
             f"was blessed ({no_gate[0].replace(NO_GATE + ': ', '')})." if no_gate else None),
-        "data": {"examples": _examples_data(examples), "windows": _windows_data(transformed)},
+        "data": {"examples": _examples_data(examples), "windows": _windows_data(transformed),
+                 "anomalies": _anomalies_data(anomalies),
+                 **(summary.get("data") or {})},
         "spec": spec.to_dict(),
         "training": _read_json(os.path.join(serving_dir, contracts.TRAINING_RECORD)),
         "evaluation": _evaluation(summary),
@@ -217,12 +233,27 @@ def _evaluation_md(ev: Mapping) -> list[str]:
     return lines + _pairs(blessing["thresholds"])
 
 
+def _anomalies_md(anomalies: Any) -> list[str]:
+    if not isinstance(anomalies, Mapping):
+        return [f"Data anomalies (ExampleValidator): {anomalies}.", ""]
+    lines = [f"Data anomalies (ExampleValidator): {anomalies['summary']}.", ""]
+    if anomalies["anomalies"]:
+        lines += _table(("Split", "Feature", "Kind", "Description"),
+                        [(a["split"], a["feature"], a["kind"], a["description"])
+                         for a in anomalies["anomalies"]])
+    return lines
+
+
 def _data_md(data: Mapping) -> list[str]:
     examples, windows = data["examples"], data["windows"]
     lines = ["## Data", "", f"Examples `{examples['uri']}`: span {examples['span']}, "
              f"version {examples['version']}.", ""]
     lines += _table(("Split", "Questions"), sorted(examples["questions"].items()))
     lines += ["Invalid records (SquadExampleGen):", ""] + _pairs(examples["invalid_records"])
+    lines += _anomalies_md(data.get("anomalies", data_validation.NOT_VALIDATED))
+    if "evaluation_set" in data:  # which spans trained and evaluated, the QA statistics
+        sentences, header, rows = data_summary.describe(data)
+        lines += [" ".join(sentences), ""] + _table(header, rows)
     lines += ["Windows (SquadTransform):", ""]
     if not isinstance(windows, Mapping):
         return lines + [windows, ""]

@@ -14,7 +14,7 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 
-from components.evaluator import device_scores
+from components.evaluator import data_summary, device_scores
 from components.qa.squad import SquadExample
 
 # (label, lowest word count) of the buckets, in order; a bucket ends where the next starts.
@@ -133,6 +133,7 @@ def render_report(
     device_line = (f"<p>On the device: {html.escape(device_scores.describe(device))}.</p>"
                    if device else "")
     plots = "".join(f'<img alt="plot" src="data:image/png;base64,{png}">' for png in images)
+    data = _data_section(metrics["data"]) if metrics.get("data") else ""
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>QA evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}
@@ -145,9 +146,20 @@ img{{display:block;margin:1em 0;max-width:100%}}</style></head><body>
 <table><tr><th>model</th><th>EM</th><th>F1</th><th>size</th>
 <th>TFLite vs SavedModel (max |Δlogit|, same best span)</th></tr>{rows}</table>
 {device_line}
+{data}
 {plots}
 </body></html>
 """
+
+
+def _data_section(data: Mapping) -> str:
+    """Which spans trained and evaluated; the QA statistics beside the previous model's."""
+    sentences, header, rows = data_summary.describe(data)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                    for row in rows)
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    return ("<h2>Data</h2>" + "".join(f"<p>{html.escape(s)}</p>" for s in sentences)
+            + f"<table><tr>{heads}</tr>{cells}</table>")
 
 
 def _size(size_bytes: int | None) -> str:

@@ -1,15 +1,16 @@
 """The evaluator's answering on Beam: workers load each model once and answer batches of
 questions, as many at once as the runner has workers.
 
-At the published size a 384-token window costs 0.3 to 0.8 s per TFLite invoke on one CPU
-thread, so one process needs an hour or more for SQuAD's dev set per model. Here the eval
+At the published size a window's TFLite invoke takes a large fraction of a second on one
+CPU thread (README, Benchmarks), so one process needs hours for SQuAD's dev set. Here the eval
 split's question records are read, batched (`QUESTIONS_PER_BATCH`), reshuffled (the
 DirectRunner hands the batches to its workers in turn; Dataflow balances them) and answered
 by one `AnswerQuestions` per model, each worker loading the model once. The answers come back
 through files (JSON lines under `work_dir`), so the same code runs on the DirectRunner's
 `multi_processing` workers and on Dataflow. Each worker answers with
 `components.qa.answering.answer_batch`, the code `answer_questions` runs in one process, and
-decodes the records with `squad.from_tf_example`, as the executor reads them.
+decodes the records with `squad.from_tf_example`, as the executor reads them. `Scorer`
+answers one set of questions so and scores the answers with the official metrics.
 """
 
 from __future__ import annotations
@@ -19,22 +20,38 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from apache_beam.metrics.metric import MetricsFilter
 
-from components.qa import answering, inference, postprocess, progress, squad, task_library
+from components.evaluator import gate
+from components.qa import (
+    answering,
+    inference,
+    metrics,
+    postprocess,
+    progress,
+    squad,
+    task_library,
+    tflite,
+)
 from components.qa import windows as windows_lib
 
 METRICS_NAMESPACE = "QaEvaluator"
-# Questions answered together: a worker's unit of work (about 4 windows: 1 to 4 s at the
-# published size), small enough that the DirectRunner's turn-by-turn split stays even.
+# Questions answered together: a worker's unit of work (about 4 windows), small enough that
+# the DirectRunner's turn-by-turn split stays even.
 QUESTIONS_PER_BATCH = 4
 ANSWERS_FILE_PREFIX = "answers"
 # Counted once per model load: `<model>/loads/<process id>`.
 LOADS_METRIC = "loads"
+# metrics.json's key of the SQuAD 2.0 null threshold a model was scored at.
+NULL_THRESHOLD_RESULT = "null_score_diff_threshold"
+# Eval windows on which each TFLite file is compared with the SavedModel.
+AGREEMENT_WINDOWS = 200
 
 
 @dataclasses.dataclass
@@ -261,3 +278,80 @@ def _read_answers(prefix: str, question_ids: Sequence[str], name: str) -> postpr
         if by_id[qid]["null_odds"] is not None:
             answers.null_odds[qid] = by_id[qid]["null_odds"]
     return answers
+
+
+def headline(official: Mapping[str, Any]) -> dict[str, Any]:
+    """EM/F1 under one pair of names (v1.1 says 'exact_match', v2.0 'exact')."""
+    em = official["exact_match"] if "exact_match" in official else official["exact"]
+    return {"exact_match": float(em), "f1": float(official["f1"]), "official": dict(official)}
+
+
+class Scorer:
+    """Answers (on Beam, `answer_on_beam`) and scores one set of questions with any number of
+    models, at one SQuAD 2.0 null threshold."""
+
+    def __init__(self, examples, spec, vocab_path, version_2, null_threshold, records_pattern,
+                 make_pipeline, work_dir, threads):
+        self.examples = examples
+        self.spec = spec
+        self.vocab_path = vocab_path
+        self.version_2 = version_2
+        self.null_threshold = null_threshold
+        self.records_pattern = records_pattern
+        self.make_pipeline = make_pipeline
+        self.work_dir = work_dir
+        self.threads = threads
+        self.config = windows_lib.WindowConfig.from_spec(spec)
+
+    def score(self, paths: Mapping[str, str], task_library_paths: Mapping[str, str] | None = None
+              ) -> dict[str, tuple[dict, postprocess.Answers]]:
+        """Each model's (official metrics at `null_threshold`, answers at it), by name; and
+        each file of `task_library_paths` answered in the Task Library (no null threshold:
+        the official metrics of its best answers)."""
+        settings = answering.AnswerSettings(
+            batch_size=self.spec.predict_batch_size, version_2_with_negative=self.version_2,
+            null_score_diff_threshold=self.null_threshold)
+        scored = answer_on_beam(
+            self.make_pipeline(), self.records_pattern, paths, self.examples, self.vocab_path,
+            self.config, settings, self.work_dir, self.threads, task_library_paths)
+        results = {}
+        for name, model in scored.items():
+            if name in (task_library_paths or {}):
+                official = metrics.evaluate_examples(
+                    self.examples, model.answers.predictions, version_2=self.version_2)
+                results[name] = headline(official), model.answers
+            else:
+                results[name] = self.metrics(model.answers)
+            logging.info("%s: EM %.2f, F1 %.2f", name, results[name][0]["exact_match"],
+                         results[name][0]["f1"])
+        return results
+
+    def metrics(self, answers: postprocess.Answers):
+        """(official metrics, answers) at `null_threshold`, as predictions.json says."""
+        if not self.version_2:
+            return headline(metrics.evaluate_examples(self.examples, answers.predictions)), answers
+        answers = answers.at_threshold(self.null_threshold)
+        official = metrics.evaluate_v2_at_threshold(self.examples, answers, self.null_threshold)
+        return {**headline(official), NULL_THRESHOLD_RESULT: self.null_threshold}, answers
+
+    def tune_null_threshold(self, answers: postprocess.Answers, result: dict):
+        """Adopts the official best-F1 threshold of these answers; their metrics at it."""
+        self.null_threshold = float(result["official"]["best_f1_thresh"])
+        logging.info("SQuAD 2.0: the best-F1 null threshold on this split is %.4f (F1 %.2f)",
+                     self.null_threshold, result["official"]["best_f1"])
+        return self.metrics(answers)
+
+    def question_scores(self, answers: postprocess.Answers) -> gate.QuestionScores:
+        return gate.question_scores(self.examples, answers.predictions, self.version_2)
+
+    def agreement_windows(self) -> dict[str, np.ndarray]:
+        """Up to `AGREEMENT_WINDOWS` eval windows, in question order."""
+        chosen = []
+        maker = windows_lib.WindowMaker(self.vocab_path, self.config)
+        for example in self.examples:
+            chosen.extend(maker.make_windows(example, training=False))
+            if len(chosen) >= AGREEMENT_WINDOWS:
+                break
+        chosen = chosen[:AGREEMENT_WINDOWS]
+        return {name: np.array([getattr(w, name) for w in chosen], np.int32)
+                for name in tflite.WINDOW_INPUTS}

@@ -295,7 +295,8 @@ class Executor(base_executor.BaseExecutor):
                                                       summary["quantizations"])
         version, is_new = push(destination, model_files, evaluation_files,
                                {"model_uri": model.uri, "evaluation_uri": evaluation.uri,
-                                "serving_config": summary["serving_config"],
+                                "serving_config": contracts.ServingConfig.from_dict(
+                                    summary["serving_config"]).to_dict(),
                                 "blessing_reasons": summary["blessing"]["reasons"]})
         version_dir = os.path.join(destination, str(version))
         tf.io.gfile.makedirs(pushed.uri)

@@ -1,7 +1,13 @@
 """What the components, the pipeline settings and the commands must agree on, in one
 TensorFlow-free place (the settings are checked before TensorFlow is imported): the TFLite
-quantizations, the Keras mixed precision policies, and the files each component writes
-into its output artifacts.
+quantizations, the Keras mixed precision policies, the model's tensor names, the serving
+settings a TFLite file carries, and the files each component writes into its output
+artifacts.
+
+- The Trainer's SavedModel: signature `SERVING_SIGNATURE`, int32 `[batch, seq_len]`
+  inputs `SERVING_INPUTS`, float32 `[batch, seq_len]` outputs `SERVING_OUTPUTS`.
+- A TFLite file's tensors in its metadata: `TFLITE_METADATA_NAMES` (the Task Library's
+  names); its description's last line holds the `ServingConfig` it was evaluated with.
 
 - SquadExampleGen's Examples: `INVALID_RECORDS_FILE` (records skipped or refused).
 - SquadTransform's windows: `WINDOW_STATS_FILE` (counts per split) and one
@@ -17,6 +23,10 @@ into its output artifacts.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from typing import Any
+
 # TFLite quantizations of `components.qa.tflite.export_tflite`; the first one a pipeline
 # lists is shipped (dynamic range by default, as Model Maker).
 QUANTIZATIONS = ("dynamic", "float32", "float16", "int8", "int16x8")
@@ -24,6 +34,22 @@ QUANTIZATIONS = ("dynamic", "float32", "float16", "int8", "int16x8")
 CALIBRATED_QUANTIZATIONS = ("int8", "int16x8")
 # Keras mixed precision policies the Trainer may train under ('' trains in float32).
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+SERVING_SIGNATURE = "serving_default"
+SERVING_INPUTS = ("input_ids", "input_mask", "segment_ids")
+SERVING_OUTPUTS = ("start_logits", "end_logits")
+# A TFLite file's tensors in its metadata (the Task Library's names), by serving name.
+TFLITE_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask",
+                         "segment_ids": "segment_ids", "start_logits": "start_logits",
+                         "end_logits": "end_logits"}
+# The metadata description's line that holds the `ServingConfig`.
+SERVING_CONFIG_PREFIX = "mbqa serving config: "
+
+# SquadExampleGen's Examples (carried on by SquadTransform's windows and recorded by the
+# Trainer): which spans each input split read, with their questions (JSON
+# {split: {span: questions}}), and a fingerprint of the files' contents.
+SPANS_PROPERTY = "spans"
+DATA_FINGERPRINT_PROPERTY = "data_fingerprint"
 
 INVALID_RECORDS_FILE = "invalid_records.json"
 WINDOW_STATS_FILE = "window_stats.json"
@@ -51,3 +77,50 @@ def serving_dir(model) -> str:
     from tfx.utils import path_utils  # TFX only when asked: the settings import this module.
 
     return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """How a model answers as it was evaluated: its windows and the SQuAD 2.0 threshold.
+
+    The evaluator writes it into each TFLite file's metadata, `metrics.json` and the model
+    card; the Pusher's manifest copies it; `mbqa predict`/`answer` answer with it.
+    """
+
+    seq_len: int
+    query_len: int
+    doc_stride: int
+    do_lower_case: bool
+    version_2_with_negative: bool
+    null_score_diff_threshold: float
+
+    @classmethod
+    def from_spec(cls, spec: Any, version_2_with_negative: bool,
+                  null_score_diff_threshold: float) -> ServingConfig:
+        """The window settings of a spec (`components.qa.spec.BertQaSpec`) and the rest."""
+        return cls(spec.seq_len, spec.query_len, spec.doc_stride, spec.do_lower_case,
+                   bool(version_2_with_negative), float(null_score_diff_threshold))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ServingConfig:
+        """From `to_dict()`'s form; a missing or unknown key raises ValueError naming it."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        if set(values) != names:
+            raise ValueError(f"A serving config needs the keys {sorted(names)}; it has "
+                             f"{sorted(values)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def description_line(self) -> str:
+        """The metadata description's line: `SERVING_CONFIG_PREFIX` and the JSON."""
+        return SERVING_CONFIG_PREFIX + json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_description(cls, description: str) -> ServingConfig | None:
+        """The config on a metadata description's `SERVING_CONFIG_PREFIX` line, or None."""
+        for line in description.splitlines():
+            if line.startswith(SERVING_CONFIG_PREFIX):
+                return cls.from_dict(json.loads(line[len(SERVING_CONFIG_PREFIX):]))
+        return None

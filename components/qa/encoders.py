@@ -37,7 +37,7 @@ TF1 = "tf1"
 TF2 = "tf2"
 FORMAT_NAMES = {TF1: "TF1 Hub format", TF2: "TF2 SavedModel format"}
 TF1_MODULE_FILE = "tfhub_module.pb"
-# Our input names (as in spec.SERVING_INPUTS) -> the TF2 BERT convention's names.
+# Our input names (as in contracts.SERVING_INPUTS) -> the TF2 BERT convention's names.
 TF2_INPUT_NAMES = {
     "input_ids": "input_word_ids",
     "input_mask": "input_mask",

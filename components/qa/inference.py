@@ -4,16 +4,15 @@
 segment_ids)` takes int32 `[batch, seq_len]` arrays and returns float32
 `(start_logits, end_logits)`, each `[batch, seq_len]`.
 
-- A SavedModel directory is run through its `serving_default` signature (the Trainer's
-  contract: inputs `spec.SERVING_INPUTS`, outputs `spec.SERVING_OUTPUTS`); its vocab is
+- A SavedModel directory is run through its serving signature (the Trainer's contract,
+  `contracts.SERVING_SIGNATURE`, `SERVING_INPUTS`, `SERVING_OUTPUTS`); its vocab is
   `assets/vocab.txt` when present.
 - A `.tflite` file is run with `tf.lite.Interpreter` one window at a time (batch 1, as
-  exported); its tensors are found by their metadata names (`ids`, `mask`, `segment_ids`,
-  `start_logits`, `end_logits`) or, without metadata, by its `serving_default` signature;
+  exported); its tensors are found by their metadata names
+  (`contracts.TFLITE_METADATA_NAMES`) or, without metadata, by its serving signature;
   the vocab packed in its metadata is written to a temporary directory when `vocab_path`
-  is first read, and the settings it was evaluated with (`query_len`, `doc_stride`, SQuAD
-  2.0 threshold...) are read from the metadata description's `SERVING_CONFIG_PREFIX` line
-  into `serving_config`.
+  is first read, and the settings it was evaluated with are read from its metadata into
+  `serving_config` (a `contracts.ServingConfig`; None without).
 
 A predictor removes what it wrote to disk on `close()`, or at the end of a `with` block:
 `with load_predictor(path) as predictor: ...`.
@@ -32,23 +31,16 @@ import numpy as np
 import tensorflow as tf
 
 from components.qa import contracts
-from components.qa import spec as spec_lib
-
-# Metadata names of the TFLite tensors (the Task Library's names), by serving name.
-TFLITE_INPUT_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask",
-                               "segment_ids": "segment_ids"}
-TFLITE_OUTPUT_METADATA_NAMES = ("start_logits", "end_logits")
-# The metadata description's line that holds the settings the file was evaluated with.
-SERVING_CONFIG_PREFIX = "mbqa serving config: "
 
 
 class Predictor(abc.ABC):
     """Runs a QA model on windows: int32 `[B, L]` ids, mask, segment ids → two logits."""
 
-    def __init__(self, path: str, seq_len: int | None, serving_config: dict | None = None):
+    def __init__(self, path: str, seq_len: int | None,
+                 serving_config: contracts.ServingConfig | None = None):
         self.path = path
         self.seq_len = seq_len
-        self.serving_config = serving_config or {}
+        self.serving_config = serving_config
         self._temp_dir: str | None = None
 
     @property
@@ -73,7 +65,7 @@ class Predictor(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Float32 `(start_logits, end_logits)`, each `[B, L]`, for int32 `[B, L]` inputs."""
         arrays = [np.asarray(a) for a in (input_ids, input_mask, segment_ids)]
-        for name, array in zip(spec_lib.SERVING_INPUTS, arrays, strict=True):
+        for name, array in zip(contracts.SERVING_INPUTS, arrays, strict=True):
             if array.ndim != 2:
                 raise ValueError(f"{name} must be [batch, seq_len]; got shape {array.shape}")
             if array.shape != arrays[0].shape:
@@ -103,20 +95,20 @@ class SavedModelPredictor(Predictor):
 
     def __init__(self, path: str):
         self._model = tf.saved_model.load(path)
-        if "serving_default" not in self._model.signatures:
+        if contracts.SERVING_SIGNATURE not in self._model.signatures:
             raise ValueError(
                 f"The SavedModel {path!r} has no serving_default signature "
                 f"(it has {sorted(self._model.signatures)})"
             )
-        self._fn = self._model.signatures["serving_default"]
+        self._fn = self._model.signatures[contracts.SERVING_SIGNATURE]
         inputs = self._fn.structured_input_signature[1]
-        missing = set(spec_lib.SERVING_INPUTS) - set(inputs)
+        missing = set(contracts.SERVING_INPUTS) - set(inputs)
         outputs = set(self._fn.structured_outputs)
-        missing_out = set(spec_lib.SERVING_OUTPUTS) - outputs
+        missing_out = set(contracts.SERVING_OUTPUTS) - outputs
         if missing or missing_out:
             raise ValueError(
                 f"The SavedModel {path!r} serving_default signature must take "
-                f"{list(spec_lib.SERVING_INPUTS)} and return {list(spec_lib.SERVING_OUTPUTS)}; "
+                f"{list(contracts.SERVING_INPUTS)} and return {list(contracts.SERVING_OUTPUTS)}; "
                 f"it takes {sorted(inputs)} and returns {sorted(outputs)}"
             )
         seq_len = inputs["input_ids"].shape[1] if inputs["input_ids"].shape.rank == 2 else None
@@ -161,20 +153,20 @@ class TFLitePredictor(Predictor):
             out_names = [t["name"] for t in graph["output_tensor_metadata"]]
             by_in = {name: d["index"] for name, d in zip(in_names, inputs, strict=True)}
             by_out = {name: d["index"] for name, d in zip(out_names, outputs, strict=True)}
-            wanted_in = list(TFLITE_INPUT_METADATA_NAMES.values())
-            wanted_out = list(TFLITE_OUTPUT_METADATA_NAMES)
+            wanted_in = [contracts.TFLITE_METADATA_NAMES[n] for n in contracts.SERVING_INPUTS]
+            wanted_out = [contracts.TFLITE_METADATA_NAMES[n] for n in contracts.SERVING_OUTPUTS]
         else:
-            signature = self._interpreter.get_signature_list().get("serving_default")
+            signature = self._interpreter.get_signature_list().get(contracts.SERVING_SIGNATURE)
             if signature is None:
                 raise ValueError(
-                    f"The TFLite model {path!r} has neither metadata nor a serving_default "
-                    "signature: cannot tell its inputs apart"
+                    f"The TFLite model {path!r} has neither metadata nor a "
+                    f"{contracts.SERVING_SIGNATURE} signature: cannot tell its inputs apart"
                 )
-            runner = self._interpreter.get_signature_runner("serving_default")
+            runner = self._interpreter.get_signature_runner(contracts.SERVING_SIGNATURE)
             by_in = {k: v["index"] for k, v in runner.get_input_details().items()}
             by_out = {k: v["index"] for k, v in runner.get_output_details().items()}
-            wanted_in = list(spec_lib.SERVING_INPUTS)
-            wanted_out = list(spec_lib.SERVING_OUTPUTS)
+            wanted_in = list(contracts.SERVING_INPUTS)
+            wanted_out = list(contracts.SERVING_OUTPUTS)
         missing = [n for n in wanted_in if n not in by_in] + [
             n for n in wanted_out if n not in by_out
         ]
@@ -187,7 +179,13 @@ class TFLitePredictor(Predictor):
         self._output_indices = [by_out[n] for n in wanted_out]
         shape = next(d["shape"] for d in inputs if d["index"] == self._input_indices[0])
         self._vocab = None if metadata is None else _packed_file(model_buffer, contracts.VOCAB_FILE)
-        serving_config = None if metadata is None else serving_config_of(metadata)
+        serving_config = None
+        if metadata is not None:
+            try:
+                serving_config = contracts.ServingConfig.from_description(
+                    metadata.get("description", ""))
+            except ValueError as error:
+                raise ValueError(f"The TFLite model {path!r}: {error}") from error
         super().__init__(path, int(shape[1]), serving_config)
 
     @property
@@ -231,14 +229,6 @@ def read_tflite_metadata(model_buffer: bytes) -> dict | None:
     except ValueError:  # "The model does not have metadata."
         return None
     return json.loads(displayer.get_metadata_json())
-
-
-def serving_config_of(metadata: dict) -> dict | None:
-    """The settings in the description's `SERVING_CONFIG_PREFIX` line, or None."""
-    for line in metadata.get("description", "").splitlines():
-        if line.startswith(SERVING_CONFIG_PREFIX):
-            return json.loads(line[len(SERVING_CONFIG_PREFIX):])
-    return None
 
 
 def _packed_file(model_buffer: bytes, name: str) -> bytes | None:

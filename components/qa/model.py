@@ -13,11 +13,11 @@ import tensorflow as tf
 from absl import logging
 from official.nlp import optimization
 
-from components.qa import encoders
+from components.qa import contracts, encoders
 from components.qa import spec as spec_lib
 
 WARMUP_PROPORTION = 0.1
-START_LOGITS, END_LOGITS = spec_lib.SERVING_OUTPUTS
+START_LOGITS, END_LOGITS = contracts.SERVING_OUTPUTS
 
 
 def build_qa_model(spec: spec_lib.BertQaSpec) -> tf.keras.Model:
@@ -26,14 +26,14 @@ def build_qa_model(spec: spec_lib.BertQaSpec) -> tf.keras.Model:
     `L` is any length up to the encoder's position embeddings; the SavedModel
     (`export_serving_model`) fixes it at `spec.seq_len`.
 
-    The model takes a dict keyed `spec.SERVING_INPUTS` and returns a dict keyed
-    `spec.SERVING_OUTPUTS`. With `spec.init_from_squad_model` the module's own SQuAD
+    The model takes a dict keyed `contracts.SERVING_INPUTS` and returns a dict keyed
+    `contracts.SERVING_OUTPUTS`. With `spec.init_from_squad_model` the module's own SQuAD
     logits are the outputs (no new head). The layers take the global Keras policy; the
     logits are float32 in any policy.
     """
     inputs = {  # Any length: training may trim padded batches (see trainer/dataset.py).
         name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)
-        for name in spec_lib.SERVING_INPUTS
+        for name in contracts.SERVING_INPUTS
     }
     encoder = encoders.load_encoder(spec)
     if spec.init_from_squad_model:
@@ -80,9 +80,9 @@ def span_losses() -> tuple[dict[str, tf.keras.losses.Loss], dict[str, float]]:
     """Keras losses and weights: the mean of the start and end cross-entropies (from logits)."""
     losses = {
         name: tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        for name in spec_lib.SERVING_OUTPUTS
+        for name in contracts.SERVING_OUTPUTS
     }
-    return losses, {name: 0.5 for name in spec_lib.SERVING_OUTPUTS}
+    return losses, {name: 0.5 for name in contracts.SERVING_OUTPUTS}
 
 
 def compile_qa_model(
@@ -109,19 +109,19 @@ def export_serving_model(model: tf.keras.Model, path: str, spec: spec_lib.BertQa
     """
     input_signature = [
         tf.TensorSpec([None, spec.seq_len], tf.int32, name=name)
-        for name in spec_lib.SERVING_INPUTS
+        for name in contracts.SERVING_INPUTS
     ]
 
     @tf.function(input_signature=input_signature)
     def serve(input_ids, input_mask, segment_ids):
         inputs = (input_ids, input_mask, segment_ids)
-        features = dict(zip(spec_lib.SERVING_INPUTS, inputs, strict=True))
+        features = dict(zip(contracts.SERVING_INPUTS, inputs, strict=True))
         outputs = model(features, training=False)
-        return {name: tf.cast(outputs[name], tf.float32) for name in spec_lib.SERVING_OUTPUTS}
+        return {name: tf.cast(outputs[name], tf.float32) for name in contracts.SERVING_OUTPUTS}
 
     model.save(
         path,
-        signatures={"serving_default": serve.get_concrete_function()},
+        signatures={contracts.SERVING_SIGNATURE: serve.get_concrete_function()},
         include_optimizer=False,
         save_format="tf",
         save_traces=False,  # Readers use the signature; tracing every layer takes minutes.

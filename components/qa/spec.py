@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from components.qa import contracts
+
 STRATEGIES = (
     "off",
     "one_device",
@@ -28,11 +30,6 @@ DEFAULT_TFLITE_OUTPUT_NAME = {
     "end_logits": "StatefulPartitionedCall:0",
     "start_logits": "StatefulPartitionedCall:1",
 }
-
-# SavedModel serving signature: int32 [batch, seq_len] inputs -> float32 [batch, seq_len].
-SERVING_INPUTS = ("input_ids", "input_mask", "segment_ids")
-SERVING_OUTPUTS = ("start_logits", "end_logits")
-
 
 class BertQaSpec:
     """A BERT question-answering model spec (Model Maker's `BertQaSpec`).
@@ -149,16 +146,11 @@ class BertQaSpec:
             errors.append(f"learning_rate={self.learning_rate!r} must be > 0")
         if self.num_gpus < -1:
             errors.append(f"num_gpus={self.num_gpus!r} must be -1 (all) or >= 0")
-        if set(self.tflite_input_name) != {"ids", "mask", "segment_ids"}:
-            errors.append(
-                f"tflite_input_name keys {sorted(self.tflite_input_name)} must be "
-                "['ids', 'mask', 'segment_ids']"
-            )
-        if set(self.tflite_output_name) != {"start_logits", "end_logits"}:
-            errors.append(
-                f"tflite_output_name keys {sorted(self.tflite_output_name)} must be "
-                "['end_logits', 'start_logits']"
-            )
+        for field, names in (("tflite_input_name", contracts.SERVING_INPUTS),
+                             ("tflite_output_name", contracts.SERVING_OUTPUTS)):
+            keys = sorted(contracts.TFLITE_METADATA_NAMES[name] for name in names)
+            if sorted(getattr(self, field)) != keys:
+                errors.append(f"{field} keys {sorted(getattr(self, field))} must be {keys}")
         if errors:
             raise ValueError(f"Invalid {type(self).__name__}: " + "; ".join(errors))
 

@@ -1,13 +1,32 @@
-"""Reading and validating SQuAD v1.1 / v2.0 JSON files into `SquadExample`s.
+"""Reading and validating SQuAD v1.1 / v2.0 files into `SquadExample`s.
 
-A file is read whole (local paths with `open`, others such as gs:// through `tf.io.gfile`,
-so reading a local file does not import TensorFlow); gzip-compressed files are recognised
-by their magic bytes and decompressed transparently, and a UTF-8 byte-order mark is
-accepted. Offsets (`answer_start`) count Unicode code points, as Python's `str` does.
+Three formats, chosen by file name (`parse_squad_file`):
+- SQuAD's nested JSON (any other name, e.g. `.json`, `.json.gz`): `{"data": [{"title",
+  "paragraphs": [{"context", "qas": [...]}]}]}`;
+- JSON lines (`*.jsonl`, `*.jsonl.gz`): one question per line, blank lines ignored;
+- Parquet (`*.parquet`): one question per row, read with pyarrow a batch of rows at a time
+  (`components.qa.squad_flat`; Parquet compresses its columns itself, snappy, gzip,
+  zstd..., so a gzip-compressed `*.parquet.gz` file is not read as Parquet).
 
-A file named `*.jsonl` (or `*.jsonl.gz`) holds JSON lines instead: one question per line,
-`{"id", "question", "context"}` with an optional `title` (and `answers`, `is_impossible`,
-`plausible_answers` as in SQuAD); blank lines are ignored.
+A flat record (JSON line, Parquet row) holds one question with its passage: `id`,
+`question`, `context`, optional `title` ('' when absent), `answers`, optional
+`is_impossible` and `plausible_answers` (other fields or columns are ignored). That is the
+Hugging Face `datasets` SQuAD / SQuAD v2 layout (Parquet: `answers` a struct of two list
+columns), and also SQuAD's own question fields. In Parquet a null value counts as a
+missing field. Where a record is: 'line N' counted from 1 as editors count lines, 'row N'
+counted from 0 as `datasets` (`dataset[N]`), pandas (`iloc`) and pyarrow index rows.
+
+A JSON file is read whole (local paths with `open`, others such as gs:// through
+`tf.io.gfile`, so reading a local file does not import TensorFlow); gzip-compressed files
+are recognised by their magic bytes and decompressed transparently, and a UTF-8
+byte-order mark is accepted. Offsets (`answer_start`) count Unicode code points, as
+Python's `str` does.
+
+A question's `answers` (and `plausible_answers`) are SQuAD's list
+`[{"text", "answer_start"}, ...]` or, in any format, the `datasets` layout: an object of
+two parallel lists `{"text": [...], "answer_start": [...]}`. In that layout an empty pair
+of lists without an `is_impossible` field means an unanswerable question (SQuAD v2 as
+`datasets` writes it: it has no `is_impossible`), i.e. `is_impossible` is then true.
 
 Labelled reading (training, evaluation) needs every question's answers, or
 `is_impossible: true`. Unlabelled reading (`labelled=False`, for prediction) also takes
@@ -15,14 +34,17 @@ questions without an `answers` field or with an empty list; answers that are giv
 still checked.
 
 Two kinds of problems:
-- a whole-file problem (unreadable, empty, not JSON, not SQuAD's layout) raises
-  `SquadFileError` naming the file and, where it applies, the JSON location;
+- a whole-file problem (unreadable, empty, not JSON, not SQuAD's layout; Parquet: not
+  Parquet, no rows, a required column missing: `id`, `question`, `context`, and in
+  labelled reading `answers`) raises `SquadFileError` naming the file and, where
+  it applies, the JSON location or the column;
 - a problem with one question (missing or wrongly typed field, empty text, an
-  `answer_start` that does not point at the answer text, text that is not valid
-  Unicode, a repeated id; a JSON line that is not a JSON object) gives an
-  `InvalidRecord` naming the file, the question id (JSON lines: the line) and the
-  field. `read_squad_examples` raises it as `InvalidQuestionError` or, with
-  `skip_invalid=True`, returns it next to the valid questions.
+  `answer_start` that does not point at the answer text, parallel answer lists of
+  different lengths, text that is not valid Unicode, a repeated id; a JSON line that is
+  not a JSON object) gives an `InvalidRecord` naming the file, the question id (JSON
+  lines: the line; Parquet: the row) and the field. `read_squad_examples` raises it as
+  `InvalidQuestionError` or, with `skip_invalid=True`, returns it next to the valid
+  questions.
 """
 
 from __future__ import annotations
@@ -39,10 +61,16 @@ from components.qa.squad import SquadExample
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _JSON_LINES_SUFFIXES = (".jsonl", ".jsonl.gz")
+_PARQUET_SUFFIX = ".parquet"
 # A lone surrogate: what json.loads makes of an escaped byte that is not UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# The location of a JSON line's question: 'line 3' (1-based).
+# The location of a JSON line's question: 'line 3' (1-based); of a Parquet row's: 'row 0'
+# (0-based).
 _LINE = "line "
+_ROW = "row "
+# The fields of a flat record: the Parquet columns read (those the file has).
+_FLAT_FIELDS = ("id", "title", "context", "question", "answers", "is_impossible",
+                "plausible_answers")
 
 
 class SquadFileError(ValueError):
@@ -57,9 +85,10 @@ class InvalidRecord:
       file: the file's path, as given.
       question_id: the question's `id` ('' when the question has no usable id).
       location: where the question is in the JSON, e.g. 'data[0].paragraphs[3].qas[1]',
-        or in a JSON-lines file, e.g. 'line 3'.
+        in a JSON-lines file, e.g. 'line 3' (1-based), in a Parquet file 'row 0' (0-based).
       field: the offending field, relative to the question, e.g. 'answers[0].answer_start'
-        ('' when the whole JSON line is wrong).
+        or, `datasets` layout, 'answers.answer_start[0]' ('' when the whole JSON line is
+        wrong).
       reason: what is wrong with it.
     """
 
@@ -70,9 +99,9 @@ class InvalidRecord:
     reason: str
 
     def message(self) -> str:
-        """One line naming the file, the question (id, or location; JSON lines: the line and
-        the id) and the field."""
-        if self.location.startswith(_LINE):
+        """One line naming the file, the question (id, or location; JSON lines and Parquet:
+        the line or row and the id) and the field."""
+        if self.location.startswith((_LINE, _ROW)):
             question = self.location + (f" (question {self.question_id})"
                                         if self.question_id else "")
         else:
@@ -156,10 +185,11 @@ def _read_text(path: str) -> tuple[str, str | None]:
 
 
 def parse_squad_file(path: str, labelled: bool = True) -> Iterator[ParsedQuestion]:
-    """Every question of one SQuAD (or JSON-lines) file, in file order, valid or not.
+    """Every question of one SQuAD file, in file order, valid or not.
 
     Args:
-      path: the file.
+      path: the file: nested SQuAD JSON, or by its name JSON lines or Parquet (see the
+        module docstring).
       labelled: if False, questions may have no answers (see the module docstring).
 
     Raises:
@@ -168,6 +198,9 @@ def parse_squad_file(path: str, labelled: bool = True) -> Iterator[ParsedQuestio
     """
     if path.endswith(_JSON_LINES_SUFFIXES):
         yield from _parse_json_lines(path, labelled)
+        return
+    if path.endswith(_PARQUET_SUFFIX):
+        yield from _parse_parquet(path, labelled)
         return
     data, bad_byte = read_json(path)
     articles = _get_list(path, data, "data", "")
@@ -268,18 +301,37 @@ def _parse_json_lines(path: str, labelled: bool) -> Iterator[ParsedQuestion]:
 def _parse_json_line(
     path: str, index: int, location: str, line: str, labelled: bool
 ) -> ParsedQuestion:
-    """One JSON line: an object with the article's, paragraph's and question's fields."""
+    """One JSON line: a flat record."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
         reason = f"is not valid JSON: {e.msg} at column {e.colno}"
     else:
         if isinstance(record, dict):
-            article = record if "title" in record else {"title": ""}
-            return _parse_question(path, index, location, article, record, record, labelled)
+            return _parse_flat_record(path, index, location, record, labelled)
         reason = f"must be a JSON object, not {_json_type(record)}"
     invalid = InvalidRecord(path, "", location, "", reason)
     return ParsedQuestion(path, index, location, invalid=invalid)
+
+
+def _parse_parquet(path: str, labelled: bool) -> Iterator[ParsedQuestion]:
+    """The questions of a Parquet file, one per row (nulls left out of the records)."""
+    from components.qa import squad_flat  # pyarrow only where Parquet is read
+
+    required = ("id", "question", "context") + (("answers",) if labelled else ())
+    try:
+        for index, record in squad_flat.parquet_records(path, _FLAT_FIELDS, required):
+            yield _parse_flat_record(path, index, f"{_ROW}{index}", record, labelled)
+    except squad_flat.ParquetError as e:
+        raise SquadFileError(f"{path}: {e}") from e
+
+
+def _parse_flat_record(
+    path: str, index: int, location: str, record: dict, labelled: bool
+) -> ParsedQuestion:
+    """One flat record: the article's, the paragraph's and the question's fields."""
+    article = record if "title" in record else {"title": ""}
+    return _parse_question(path, index, location, article, record, record, labelled)
 
 
 def _parse_question(
@@ -300,7 +352,8 @@ def _to_example(article: dict, paragraph: dict, qa: dict, labelled: bool) -> Squ
     title = _text(article, "title", allow_empty=True)
     context = _text(paragraph, "context")
     question = _text(qa, "question")
-    is_impossible = qa.get("is_impossible", False)
+    # `datasets` layout: no is_impossible field, an unanswerable question has no answers.
+    is_impossible = qa.get("is_impossible", qa.get("answers") == _NO_ANSWERS)
     if not isinstance(is_impossible, bool):
         raise _Invalid("is_impossible", f"= {is_impossible!r} must be true or false")
     answers = _answers(qa, "answers", context) if labelled or "answers" in qa else []
@@ -322,10 +375,18 @@ def _to_example(article: dict, paragraph: dict, qa: dict, labelled: bool) -> Squ
     )
 
 
+# The `datasets` layout's answers of an unanswerable question.
+_NO_ANSWERS = {"text": [], "answer_start": []}
+
+
 def _answers(qa: dict, key: str, context: str) -> list[tuple[str, int]]:
+    """`qa[key]` as (text, start) pairs: SQuAD's list of {"text", "answer_start"} objects
+    or the `datasets` layout {"text": [...], "answer_start": [...]}."""
     if key not in qa:
         raise _Invalid(key, "is missing")
     answers = qa[key]
+    if isinstance(answers, dict):
+        return _parallel_answers(answers, key, context)
     if not isinstance(answers, list):
         raise _Invalid(key, f"must be a list, not {_json_type(answers)}")
     result = []
@@ -334,34 +395,60 @@ def _answers(qa: dict, key: str, context: str) -> list[tuple[str, int]]:
         if not isinstance(answer, dict):
             raise _Invalid(field, f"must be an object, not {_json_type(answer)}")
         text = _text(answer, "text", field_prefix=f"{field}.")
-        start = answer.get("answer_start")
         start_field = f"{field}.answer_start"
         if "answer_start" not in answer:
             raise _Invalid(start_field, "is missing")
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise _Invalid(start_field, f"= {start!r} must be an integer")
-        if start < 0 or start + len(text) > len(context):
-            raise _Invalid(
-                start_field,
-                f"= {start} is out of range for a context of {len(context)} characters "
-                f"(answer of {len(text)} characters)",
-            )
-        found = context[start:start + len(text)]
-        if found != text:
-            raise _Invalid(
-                start_field,
-                f"= {start} does not point at the answer text {_clip(text)!r}: the context "
-                f"has {_clip(found)!r} there",
-            )
-        result.append((text, start))
+        result.append((text, _start(start_field, answer["answer_start"], text, context)))
     return result
+
+
+def _parallel_answers(answers: dict, key: str, context: str) -> list[tuple[str, int]]:
+    """The `datasets` layout: two parallel lists; fields are named e.g. 'answers.text[1]'."""
+    for part in ("text", "answer_start"):
+        if part not in answers:
+            raise _Invalid(f"{key}.{part}", "is missing")
+        if not isinstance(answers[part], list):
+            raise _Invalid(f"{key}.{part}",
+                           f"must be a list, not {_json_type(answers[part])}")
+    texts, starts = answers["text"], answers["answer_start"]
+    if len(texts) != len(starts):
+        raise _Invalid(key, f"has {len(texts)} text(s) but {len(starts)} answer_start(s): "
+                            "the two lists must be parallel")
+    result = []
+    for i, (text, start) in enumerate(zip(texts, starts, strict=True)):
+        text = _checked_text(f"{key}.text[{i}]", text)
+        result.append((text, _start(f"{key}.answer_start[{i}]", start, text, context)))
+    return result
+
+
+def _start(field: str, start: Any, text: str, context: str) -> int:
+    """`start`, checked to be an integer pointing at `text` in `context`."""
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise _Invalid(field, f"= {start!r} must be an integer")
+    if start < 0 or start + len(text) > len(context):
+        raise _Invalid(
+            field,
+            f"= {start} is out of range for a context of {len(context)} characters "
+            f"(answer of {len(text)} characters)",
+        )
+    found = context[start:start + len(text)]
+    if found != text:
+        raise _Invalid(
+            field,
+            f"= {start} does not point at the answer text {_clip(text)!r}: the context "
+            f"has {_clip(found)!r} there",
+        )
+    return start
 
 
 def _text(obj: dict, key: str, allow_empty: bool = False, field_prefix: str = "") -> str:
     field = field_prefix + key
     if key not in obj:
         raise _Invalid(field, "is missing")
-    value = obj[key]
+    return _checked_text(field, obj[key], allow_empty)
+
+
+def _checked_text(field: str, value: Any, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise _Invalid(field, f"must be a string, not {_json_type(value)}")
     if not allow_empty and not value.strip():

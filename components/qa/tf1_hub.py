@@ -41,7 +41,7 @@ SQUAD_SIGNATURE = "squad"
 NATIVE_MODEL_NAME = "mobilebert_from_tf1_hub"
 # An optional file of a module: the MobileBERT config (bert_config.json keys).
 MODULE_CONFIG_ASSET = os.path.join("assets", "mobilebert_config.json")
-# Input names of the `tokens` signature, in the order of `spec.SERVING_INPUTS`.
+# Input names of the `tokens` signature, in the order of `contracts.SERVING_INPUTS`.
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 TF2_INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 SQUAD_WEIGHTS = "cls/squad/output_weights"  # [2, hidden], as in BERT's run_squad.py

@@ -15,14 +15,12 @@ lengths when it checks the input shape). Files of any `seq_len` work with
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import statistics
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -30,9 +28,9 @@ from absl import logging
 
 from components.qa import contracts, int8_calibration, int16_float_islands
 from components.qa import spec as spec_lib
-from components.qa.inference import SERVING_CONFIG_PREFIX, TFLitePredictor, load_predictor
+from components.qa.inference import TFLitePredictor, load_predictor
 
-WINDOW_INPUTS = spec_lib.SERVING_INPUTS  # input_ids, input_mask, segment_ids
+WINDOW_INPUTS = contracts.SERVING_INPUTS  # input_ids, input_mask, segment_ids
 MAX_ANSWER_TOKENS = 30  # as Model Maker's `max_answer_length`, for comparing best spans
 
 _MODEL_NAME = "MobileBert Question and Answerer"
@@ -49,9 +47,6 @@ _TENSOR_DESCRIPTIONS = {
     "start_logits": "logits over the sequence which indicates the start position of the answer "
     "span with closed interval.",
 }
-# Metadata names of the TFLite tensors by serving-signature name.
-_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask", "segment_ids": "segment_ids",
-                   "start_logits": "start_logits", "end_logits": "end_logits"}
 
 
 def export_tflite(
@@ -61,7 +56,7 @@ def export_tflite(
     vocab_path: str,
     quantization: str = "dynamic",
     representative_windows: Mapping[str, np.ndarray] | None = None,
-    serving_config: Mapping[str, Any] | None = None,
+    serving_config: contracts.ServingConfig | None = None,
 ) -> str:
     """Converts the SavedModel to a .tflite file with Task Library metadata; returns out_path.
 
@@ -80,9 +75,8 @@ def export_tflite(
         `float_ops` names the ops of a file that compute in float32.
       representative_windows: for 'int8' and 'int16x8': arrays `input_ids`, `input_mask`,
         `segment_ids`, each `[N, seq_len]`, a sample of training windows.
-      serving_config: the settings to answer with (`query_len`, `doc_stride`, the SQuAD 2.0
-        null threshold, ...), written into the metadata's description, where
-        `inference.load_predictor` reads them (`Predictor.serving_config`).
+      serving_config: the settings to answer with, written into the metadata's description,
+        where `inference.load_predictor` reads them (`Predictor.serving_config`).
     """
     if quantization not in contracts.QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {contracts.QUANTIZATIONS}")
@@ -95,7 +89,7 @@ def export_tflite(
     logging.info("Converting %s to TFLite (%s, seq_len %d)", saved_model_dir, quantization,
                  spec.seq_len)
     model = tf.saved_model.load(saved_model_dir)
-    serving = model.signatures["serving_default"]
+    serving = model.signatures[contracts.SERVING_SIGNATURE]
 
     @tf.function(input_signature=[
         tf.TensorSpec([1, spec.seq_len], tf.int32, name=name) for name in WINDOW_INPUTS
@@ -204,19 +198,20 @@ def _rename_tensors(model_buffer: bytes, spec: spec_lib.BertQaSpec) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     interpreter = tf.lite.Interpreter(model_content=model_buffer)
-    runner = interpreter.get_signature_runner("serving_default")
+    runner = interpreter.get_signature_runner(contracts.SERVING_SIGNATURE)
     index = {k: v["index"] for k, v in runner.get_input_details().items()}
     index.update({k: v["index"] for k, v in runner.get_output_details().items()})
     names = {**spec.tflite_input_name, **spec.tflite_output_name}
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_buffer))
     tensors = model.subgraphs[0].tensors
     for serving_name, tensor_index in index.items():
-        tensors[tensor_index].name = names[_METADATA_NAMES[serving_name]].encode("utf-8")
+        metadata_name = contracts.TFLITE_METADATA_NAMES[serving_name]
+        tensors[tensor_index].name = names[metadata_name].encode("utf-8")
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: str,
-                  serving_config: Mapping[str, Any] | None) -> bytes:
+                  serving_config: contracts.ServingConfig | None) -> bytes:
     """Packs the Task Library's BertQuestionAnswerer metadata and the vocab into the model."""
     from tensorflow_lite_support.metadata.python.metadata_writers import (
         metadata_info,
@@ -246,7 +241,8 @@ def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: st
         outputs.sort(key=lambda md: output_order.index(md.tensor_name))
         general = metadata_info.GeneralMd(
             name=_MODEL_NAME, version="v1",
-            description=_MODEL_DESCRIPTION + serving_config_description(serving_config),
+            description=_MODEL_DESCRIPTION + (
+                f"\n{serving_config.description_line()}" if serving_config else ""),
             author="mobilebert-qa-tfx",
             licenses="Apache License. Version 2.0 http://www.apache.org/licenses/LICENSE-2.0.",
         )
@@ -264,11 +260,6 @@ def _add_metadata(model_buffer: bytes, spec: spec_lib.BertQaSpec, vocab_path: st
             shutil.rmtree(os.path.dirname(local_vocab))
 
 
-def serving_config_description(serving_config: Mapping[str, Any] | None) -> str:
-    """The metadata description's last line: `SERVING_CONFIG_PREFIX` and the JSON."""
-    if not serving_config:
-        return ""
-    return f"\n{SERVING_CONFIG_PREFIX}{json.dumps(dict(serving_config), sort_keys=True)}"
 
 
 def _fixed_zip_times(model_buffer: bytes) -> bytes:

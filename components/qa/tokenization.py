@@ -72,7 +72,7 @@ def _char_class(code_points: list[int]) -> str:
 
 def build_char_classes() -> dict[str, str]:
     """BERT's character classes as regex classes, from this Python's `unicodedata`
-    (one pass over every code point but the surrogates, ~0.5 s)."""
+    (one pass over every code point but the surrogates)."""
     members: dict[str, list[int]] = {"control": [], "whitespace": [], "mark": [], "split": []}
     for cp in range(sys.maxunicode + 1):
         if 0xD800 <= cp <= 0xDFFF:

@@ -151,6 +151,10 @@ class WindowMaker:
         """The passage's whitespace-separated words, which `token_to_orig_map` indexes."""
         return _DOC_WORD.findall(context)
 
+    def passage_length(self, context: str) -> int:
+        """The passage's WordPiece tokens (all windows together)."""
+        return len(self._passage(context).tokens)
+
     def training_windows(self, examples: Iterable[SquadExample]) -> tuple[list[Window], int]:
         """(the training windows of `examples`, how many questions were skipped because their
         answer is not in the passage: `AnswerNotFoundError`, as the SquadTransform skips)."""

@@ -1,14 +1,16 @@
-"""SquadExampleGen's executor: SQuAD JSON files to tf.Examples, one per question.
+"""SquadExampleGen's executor: SQuAD files to tf.Examples, one per question.
 
-Per input split, a Beam pipeline lists the split's files, parses each one
-(`components.qa.squad_json`), drops nothing silently (an invalid question fails the run,
-or with `skip_invalid` is counted and reported), checks that no question id is used twice
-in the split and emits `components.qa.squad.to_tf_example` records; TFX's base executor
-then partitions (hash split keyed on the passage, see `component.py`) and writes them.
+Per input split, a Beam pipeline lists the split's files, parses each one, by its name as
+nested SQuAD JSON, JSON lines or Parquet (`components.qa.squad_json`, `squad_flat`), drops
+nothing silently (an invalid question fails the run, or with `skip_invalid` is counted
+and reported), checks that no question id is used twice in the split and emits
+`components.qa.squad.to_tf_example` records; TFX's base executor then partitions (hash
+split keyed on the passage, see `component.py`) and writes them.
 
 The report `<examples uri>/invalid_records.json` holds the counts and every skipped
-record (file, question id, location, field, reason); the counts are also custom
-properties of the Examples artifact: `num_questions` = `num_examples` + `num_skipped`.
+record (file, question id, location: JSON path, line or row, field, reason); the counts
+are also custom properties of the Examples artifact: `num_questions` = `num_examples` +
+`num_skipped`.
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ from tfx.utils import proto_utils
 
 from components import beam_executor
 from components.qa import contracts, squad, squad_json
+from components.squad_example_gen import spans
 
 SKIP_INVALID_KEY = "skip_invalid"
 # Exec property (added by `Executor.Do`, like TFX's '_beam_pipeline_args') naming the
 # directory where each input split's Beam pipeline writes its partial report.
 _PARTIAL_REPORTS_DIR_KEY = "_squad_partial_reports_dir"
+# Exec property added by `Executor.Do`: per resolved split pattern, {span: its pattern} of
+# the spans the split reads (`spans.choose_spans`).
+_SPAN_WINDOWS_KEY = "_squad_span_windows"
 _INVALID = "invalid"
 
 
@@ -89,8 +95,76 @@ def with_resolved_span(exec_properties: dict[str, Any]) -> dict[str, Any]:
             utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(span, version)}
 
 
+def with_span_windows(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """`exec_properties` (span resolved) read as the span settings say: the input patterns
+    resolved for the target span (`requested_span`, or the latest), and each split's window
+    of spans (`training_spans`) under `_SPAN_WINDOWS_KEY`.
+
+    Raises:
+      spans.SpanNotFoundError: the requested span has no files (the message names the
+        patterns and the spans that exist).
+    """
+    if not exec_properties.get(spans.SPAN_PATTERNS_KEY):
+        return exec_properties
+    patterns = json.loads(exec_properties[spans.SPAN_PATTERNS_KEY])
+    requested = int(exec_properties.get(spans.REQUESTED_SPAN_KEY) or 0)
+    training_spans = exec_properties.get(spans.TRAINING_SPANS_KEY)
+    resolved = exec_properties.get(utils.SPAN_PROPERTY_NAME)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    choice = spans.choose_spans(
+        input_base, patterns, requested, 1 if training_spans is None else int(training_spans),
+        latest=None if requested or resolved is None else int(resolved))
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                              input_config)
+    windows = {}
+    for split in input_config.splits:
+        split.pattern = spans.pattern_for_span(patterns[split.name], choice.target)
+        windows[split.pattern] = dict(zip(choice.spans_by_split[split.name],
+                                          choice.patterns(split.name, patterns[split.name]),
+                                          strict=True))
+    logging.info("Span %d%s; the splits read spans %s", choice.target,
+                 " (asked for)" if requested else " (the latest)", choice.spans_by_split)
+    target_only = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+        start_span_number=choice.target, end_span_number=choice.target))
+    processor = input_processor.FileBasedInputProcessor(
+        input_base, [example_gen_pb2.Input.Split(name=split.name, pattern=patterns[split.name])
+                     for split in input_config.splits], target_only)
+    processor.resolve_span_and_version()
+    return {**exec_properties,
+            standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+            utils.SPAN_PROPERTY_NAME: choice.target, utils.VERSION_PROPERTY_NAME: None,
+            utils.FINGERPRINT_PROPERTY_NAME: processor.get_input_fingerprint(choice.target, None),
+            _SPAN_WINDOWS_KEY: windows}
+
+
+def _spans_by_split(exec_properties: dict[str, Any], partials: list[dict]) -> dict:
+    """{input split name: {span: questions read}} of the splits that read spans."""
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                              input_config)
+    by_pattern = {p["pattern"]: p["spans"] for p in partials}
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    found = {split.name: by_pattern.get(os.path.join(base, split.pattern))
+             for split in input_config.splits}
+    return {name: counts for name, counts in found.items() if counts}
+
+
+def data_fingerprint(files: list[str]) -> str:
+    """A sha256 over the files' names and contents: the same data, the same fingerprint."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        content = hashlib.sha256()
+        with tf.io.gfile.GFile(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                content.update(block)
+        digest.update(f"{os.path.basename(path)}\0{content.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 class _ParseFile(beam.DoFn):
-    """A SQuAD file to its valid questions, keyed by id, and its invalid records."""
+    """A SQuAD file (any format) to its valid questions, keyed by id, and its invalid
+    records; logs how many questions it read."""
 
     def __init__(self, skip_invalid: bool):
         self._skip_invalid = skip_invalid
@@ -126,7 +200,7 @@ class _KeepFirstOfEachId(beam.DoFn):
 
 def _write_partial_report(
     _, path: str, pattern: str, files: list[str], num_read: int, num_examples: int,
-    invalid: list[squad_json.InvalidRecord],
+    invalid: list[squad_json.InvalidRecord], span_counts: list[tuple[int, int]],
 ) -> None:
     if num_read != num_examples + len(invalid):
         raise RuntimeError(
@@ -136,6 +210,7 @@ def _write_partial_report(
     records = sorted((r.to_dict() for r in invalid), key=lambda r: (r["file"], r["location"]))
     report = {
         "pattern": pattern,
+        "spans": {str(span): count for span, count in sorted(span_counts)},
         "files": files,
         "num_questions": num_read,
         "num_examples": num_examples,
@@ -152,16 +227,22 @@ def _write_partial_report(
 def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
     pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
 ) -> beam.pvalue.PCollection:
-    """Reads the SQuAD files matching `split_pattern` under `input_base` into tf.Examples."""
+    """Reads the SQuAD files matching `split_pattern` under `input_base` into tf.Examples;
+    with a span window (`_SPAN_WINDOWS_KEY`), the files of each span of the window."""
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     skip_invalid = skip_invalid_setting(exec_properties)
     pattern = os.path.join(input_base, split_pattern)
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise ValueError(
-            f"Input split pattern {split_pattern!r} matches no file: nothing found at {pattern}"
-        )
-    logging.info("Reading %d SQuAD file(s) matching %s", len(files), pattern)
+    window = exec_properties.get(_SPAN_WINDOWS_KEY, {}).get(split_pattern, {})
+    span_of_file = {}
+    for span, span_pattern in (window.items() or [(None, split_pattern)]):
+        found = tf.io.gfile.glob(os.path.join(input_base, span_pattern))
+        if not found:
+            raise ValueError(f"Input split pattern {span_pattern!r} matches no file: nothing "
+                             f"found at {os.path.join(input_base, span_pattern)}")
+        span_of_file.update({path: span for path in found})
+    files = sorted(span_of_file)
+    logging.info("Reading %d SQuAD file(s) matching %s%s", len(files), pattern,
+                 f" and spans {sorted(window)}" if window else "")
 
     parsed = (
         pipeline
@@ -176,6 +257,13 @@ def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
     )
     invalid = (parsed[_INVALID], unique[_INVALID]) | "FlattenInvalid" >> beam.Flatten()
     read = (parsed.ok, parsed[_INVALID]) | "FlattenRead" >> beam.Flatten()
+    span_counts = (
+        read
+        | "SpanOfQuestion" >> beam.Map(
+            lambda item: span_of_file[item[1].file if isinstance(item, tuple) else item.file])
+        | "CountPerSpan" >> beam.combiners.Count.PerElement()
+        | "ListSpanCounts" >> beam.combiners.ToList()
+    ) if window else pipeline | "NoSpans" >> beam.Create([[]])
 
     report_name = hashlib.sha256(split_pattern.encode("utf-8")).hexdigest()[:16] + ".json"
     report_path = os.path.join(exec_properties[_PARTIAL_REPORTS_DIR_KEY], report_name)
@@ -191,6 +279,7 @@ def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
             beam.pvalue.AsSingleton(read | "CountRead" >> beam.combiners.Count.Globally()),
             beam.pvalue.AsSingleton(unique.ok | "CountExamples" >> beam.combiners.Count.Globally()),
             beam.pvalue.AsSingleton(invalid | "ListInvalid" >> beam.combiners.ToList()),
+            beam.pvalue.AsSingleton(span_counts),
         )
     )
     return unique.ok
@@ -198,7 +287,8 @@ def _SquadToExample(  # noqa: N802 (Beam PTransform naming, as in TFX)
 
 class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
                base_example_gen_executor.BaseExampleGenExecutor):
-    """TFX ExampleGen executor for SQuAD v1.1/v2.0 JSON (also .json.gz)."""
+    """TFX ExampleGen executor for SQuAD v1.1/v2.0: nested JSON (also .json.gz), JSON
+    lines (also .jsonl.gz) and Parquet."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
         """The PTransform reading one split's SQuAD files into tf.Examples."""
@@ -211,7 +301,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         exec_properties: dict[str, Any],
     ) -> None:
         """Writes the splits, then the report and the counts (custom properties)."""
-        exec_properties = with_resolved_span(exec_properties)
+        exec_properties = with_span_windows(with_resolved_span(exec_properties))
         partial_dir = os.path.join(self._get_tmp_dir(), "squad_reports")
         tf.io.gfile.makedirs(partial_dir)
         super().Do(input_dict, output_dict, {**exec_properties,
@@ -237,6 +327,13 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             json.dump(report, f, indent=1, ensure_ascii=False)
         for key in ("num_questions", "num_examples", "num_skipped"):
             examples.set_int_custom_property(key, report[key])
+        examples.set_string_custom_property(
+            contracts.DATA_FINGERPRINT_PROPERTY,
+            data_fingerprint([path for p in partials for path in p["files"]]))
+        spans_read = _spans_by_split(exec_properties, partials)
+        if spans_read:
+            examples.set_string_custom_property(contracts.SPANS_PROPERTY,
+                                                json.dumps(spans_read, sort_keys=True))
         if exec_properties.get(utils.SPAN_PROPERTY_NAME) is not None:
             # The span, version and fingerprint on the artifact, as the drivers set them
             # (also where the runner ran no driver or did not pass its output on).

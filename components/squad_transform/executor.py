@@ -54,6 +54,8 @@ PADDED_LENGTHS_PROPERTY = "padded_lengths"
 WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
 OUTPUT_FILE_PREFIX = "data_tfrecord"
+# SquadExampleGen's custom properties the windows carry on (which spans, which data).
+SOURCE_PROPERTIES = (contracts.SPANS_PROPERTY, contracts.DATA_FINGERPRINT_PROPERTY)
 
 
 def windowing_json(spec: spec_lib.BertQaSpec) -> str:
@@ -124,6 +126,7 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         result.wait_until_finish()
 
         stats = _read_counters(result, splits)
+        stats["source"] = source_of(examples)
         stats["config"] = {**vars(config), "vocab": vocab_path}
         stats["length_buckets"] = _bucket_stats(graph.uri, config.seq_len) if num_buckets else None
         stats_path = os.path.join(output.uri, contracts.WINDOW_STATS_FILE)
@@ -131,6 +134,10 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             json.dump(stats, f, indent=1)
         for name in windowing.COUNTERS:
             output.set_int_custom_property(f"num_{name}", stats[f"num_{name}"])
+        for name in SOURCE_PROPERTIES:
+            value = examples.get_string_custom_property(name)
+            if value:
+                output.set_string_custom_property(name, value)
         logging.info(
             "SquadTransform: %d questions -> %d windows; %d skipped (answer not found, listed "
             "in %s), %d without passage tokens; stats in %s",
@@ -174,20 +181,65 @@ def _bucket_stats(transform_graph_dir: str, seq_len: int) -> dict[str, Any]:
     return {"padded_lengths": sorted(set(table))}
 
 
+def source_of(examples: types.Artifact) -> dict[str, Any]:
+    """Which data the questions are: their Examples artifact, span and SquadExampleGen's
+    `spans` (the spans read, with their questions) and `data_fingerprint`."""
+    source: dict[str, Any] = {
+        "examples": examples.uri,
+        "span": (examples.get_int_custom_property("span")  # as TFX's ExampleGen drivers set it
+                 if examples.has_custom_property("span") else None),
+        contracts.DATA_FINGERPRINT_PROPERTY:
+            examples.get_string_custom_property(contracts.DATA_FINGERPRINT_PROPERTY) or None}
+    spans = examples.get_string_custom_property(contracts.SPANS_PROPERTY)
+    source[contracts.SPANS_PROPERTY] = json.loads(spans) if spans else None
+    return source
+
+
 def _read_counters(result: beam.runners.runner.PipelineResult, splits: list[str]) -> dict:
-    """The Beam counters as {'splits': {split: {name: n}}, 'num_<name>': total}."""
+    """The Beam metrics as {'splits': {split: {name: n}}, 'num_<name>': total,
+    'qa_statistics': {split: `qa_statistics`}}."""
+    metrics = result.metrics().query(MetricsFilter().with_namespace(windowing.METRICS_NAMESPACE))
     committed = {}
-    for counter in result.metrics().query(
-        MetricsFilter().with_namespace(windowing.METRICS_NAMESPACE)
-    )["counters"]:
+    for counter in metrics["counters"]:
         committed[counter.key.metric.name] = committed.get(counter.key.metric.name, 0) + (
             counter.committed or 0
         )
-    per_split = {
-        split: {name: committed.get(f"{split}/{name}", 0) for name in windowing.COUNTERS}
-        for split in splits
-    }
-    stats: dict[str, Any] = {"splits": per_split}
+    distributions = {d.key.metric.name: d.committed for d in metrics["distributions"]
+                     if d.committed is not None}
+    names = windowing.COUNTERS + windowing.QA_COUNTERS
+    per_split = {split: {name: committed.get(f"{split}/{name}", 0) for name in names}
+                 for split in splits}
+    stats: dict[str, Any] = {"splits": {
+        split: {name: counts[name] for name in windowing.COUNTERS}
+        for split, counts in per_split.items()}}
     for name in windowing.COUNTERS:
         stats[f"num_{name}"] = sum(counts[name] for counts in per_split.values())
+    stats["qa_statistics"] = {
+        split: qa_statistics(counts, {name: distributions.get(f"{split}/{name}")
+                                      for name in windowing.QA_DISTRIBUTIONS})
+        for split, counts in per_split.items()}
     return stats
+
+
+def qa_statistics(counts: dict[str, int], distributions: dict[str, Any]) -> dict[str, Any]:
+    """A split's questions as a reviewer reads them: how many, the unanswerable share, the
+    passage and question lengths in tokens (mean, max), windows per question and the share
+    of questions whose answer lies beyond the first window (which the Task Library, reading
+    one window, cannot answer). Lengths and shares count the questions that were windowed."""
+    windowed = distributions["passage_tokens"].count if distributions["passage_tokens"] else 0
+
+    def lengths(distribution) -> dict[str, float] | None:
+        if not distribution or not distribution.count:
+            return None
+        return {"mean": round(distribution.sum / distribution.count, 1),
+                "max": int(distribution.max)}
+
+    return {
+        "questions": counts["questions"],
+        "unanswerable_share": round(counts["unanswerable"] / windowed, 4) if windowed else None,
+        "passage_tokens": lengths(distributions["passage_tokens"]),
+        "question_tokens": lengths(distributions["question_tokens"]),
+        "windows_per_question": round(counts["windows"] / windowed, 3) if windowed else None,
+        "beyond_first_window_share": (round(counts["beyond_first_window"] / windowed, 4)
+                                      if windowed else None),
+    }

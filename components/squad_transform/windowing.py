@@ -1,11 +1,11 @@
 """SquadTransform's Beam work, without TensorFlow: question tf.Examples in, window tf.Examples out.
 
 This module is what a Beam worker process unpickles and runs, so it must not import
-TensorFlow or TFX: with them, each worker spent 7 to 20 s importing before its first question
-(2 cores, more without cached bytecode), as long as windowing all of SQuAD's dev set takes.
+TensorFlow or TFX: with them, each worker spends longer importing before its first question
+than windowing SQuAD's dev set takes (README, Benchmarks, "The SquadTransform on Beam").
 The tf.Examples are decoded and encoded in batches by `tfx_bsl.coders.example_coder` (C++
 over Arrow record batches; it imports pyarrow, not TensorFlow), which also encodes windows
-about 3x faster than TensorFlow's proto classes: filling a window's five 384-int lists
+faster than TensorFlow's proto classes (same section): filling a window's five 384-int lists
 through `tf.train.Int64List` one window at a time costs more than cutting the window.
 
 `questions_from_tf_examples` reads what `components.qa.squad.to_tf_example` writes, like
@@ -31,6 +31,10 @@ from components.qa import windows as windows_lib
 METRICS_NAMESPACE = "SquadTransform"
 # Counters, per split: f"{split}/{name}".
 COUNTERS = ("questions", "windows", "skipped", "no_windows")
+# What a reviewer reads of a split's questions (`qa_statistics`), per split: counters of
+# unanswerable questions and of answers past the first window, distributions of lengths.
+QA_COUNTERS = ("unanswerable", "beyond_first_window")
+QA_DISTRIBUTIONS = ("passage_tokens", "question_tokens")
 SKIPPED_TAG = "skipped"
 # The windows' lengths (real tokens), as Arrow record batches of this column.
 LENGTHS_TAG = "lengths"
@@ -109,7 +113,11 @@ class MakeWindows(beam.DoFn):
         self._split = split
         self._counters = {
             name: beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{split}/{name}")
-            for name in COUNTERS
+            for name in COUNTERS + QA_COUNTERS
+        }
+        self._distributions = {
+            name: beam.metrics.Metrics.distribution(METRICS_NAMESPACE, f"{split}/{name}")
+            for name in QA_DISTRIBUTIONS
         }
         self._maker = None
         self._decoder = None
@@ -149,12 +157,25 @@ class MakeWindows(beam.DoFn):
                 continue
             if not question_windows:
                 self._counters["no_windows"].inc()
+            self._count_question(question, question_windows)
             windows.extend(question_windows)
         self._counters["windows"].inc(len(windows))
         if windows:
             yield beam.pvalue.TaggedOutput(
                 LENGTHS_TAG, window_lengths_batch([sum(w.input_mask) for w in windows]))
         yield from windows_lib.windows_to_tf_examples(windows, self._encoder)
+
+
+    def _count_question(self, question: squad.SquadExample,
+                        question_windows: Sequence[windows_lib.Window]) -> None:
+        """The question's share of the split's QA statistics."""
+        self._distributions["passage_tokens"].update(self._maker.passage_length(question.context))
+        self._distributions["question_tokens"].update(
+            len(self._maker.tokenizer.encode(question.question)[0]))
+        if question.is_impossible:
+            self._counters["unanswerable"].inc()
+        elif question_windows and question_windows[0].start_position == 0:
+            self._counters["beyond_first_window"].inc()
 
 
 @beam.ptransform_fn

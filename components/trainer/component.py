@@ -31,6 +31,13 @@ class QaTrainerSpec(standard_component_specs.TrainerSpec):
         **standard_component_specs.TrainerSpec.PARAMETERS,
         executor.SPEC_KEY: component_spec.ExecutionParameter(type=str),
         executor.VERTEX_TRAINING_KEY: component_spec.ExecutionParameter(type=str),
+        executor.STOP_ON_ANOMALIES_KEY: component_spec.ExecutionParameter(type=int,
+                                                                          optional=True),
+    }
+    INPUTS = {
+        **standard_component_specs.TrainerSpec.INPUTS,
+        executor.ANOMALIES_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.ExampleAnomalies, optional=True),
     }
 
 
@@ -50,6 +57,8 @@ class QaTrainer(base_component.BaseComponent):
         transform_graph: types.BaseChannel | None = None,
         custom_config: dict[str, Any] | None = None,
         vertex_training: VertexTrainingSettings | None = None,
+        anomalies: types.BaseChannel | None = None,
+        stop_on_anomalies: bool = False,
     ):
         """Builds the component.
 
@@ -63,7 +72,12 @@ class QaTrainer(base_component.BaseComponent):
           custom_config: `run_fn`'s other settings (batch size, checkpoints, warm start).
           vertex_training: the Vertex AI training settings (`components.trainer.
             vertex_training.VertexTrainingSettings`); None trains in the step itself.
+          anomalies: ExampleValidator's anomalies of the questions.
+          stop_on_anomalies: refuse to train (`components.qa.data_validation.
+            DataAnomaliesError`, before anything else) when `anomalies` has any.
         """
+        if stop_on_anomalies and anomalies is None:
+            raise ValueError("stop_on_anomalies needs the anomalies (ExampleValidator's output)")
         if isinstance(spec, spec_lib.BertQaSpec):
             spec = spec.to_json()
         elif isinstance(spec, str):
@@ -78,6 +92,8 @@ class QaTrainer(base_component.BaseComponent):
             custom_config=json.dumps(custom_config or {}, sort_keys=True),
             spec=spec,
             vertex_training=vertex_training.to_json() if vertex_training else "{}",
+            anomalies=anomalies,
+            stop_on_anomalies=1 if stop_on_anomalies else None,
             model=channel.Channel(type=standard_artifacts.Model),
             model_run=channel.Channel(type=standard_artifacts.ModelRun),
         ))

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from components.qa import spec as spec_lib
+from components.qa import contracts
 
-INPUT_FEATURES = spec_lib.SERVING_INPUTS
+INPUT_FEATURES = contracts.SERVING_INPUTS
 START_POSITIONS = "start_positions"
 END_POSITIONS = "end_positions"
 EXAMPLE_ID = "example_id"
@@ -94,7 +94,7 @@ def _to_features_and_labels(
     parsed: dict[str, tf.Tensor],
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     features = {name: tf.cast(parsed[name], tf.int32) for name in INPUT_FEATURES}
-    start_name, end_name = spec_lib.SERVING_OUTPUTS
+    start_name, end_name = contracts.SERVING_OUTPUTS
     labels = {
         start_name: tf.cast(parsed[START_POSITIONS], tf.int32),
         end_name: tf.cast(parsed[END_POSITIONS], tf.int32),

@@ -52,6 +52,10 @@ COLLECTIVE_TIMEOUT_KEY = "collective_timeout_s"
 WARM_START_KEY = "warm_start"
 TRIM_PADDING_KEY = "trim_padding"
 MIXED_PRECISION_KEY = "mixed_precision"
+# Set by QaTrainer's executor: what the windows were made from (`training_data.describe`),
+# recorded in training.json; and whether to train when the base model saw the same data.
+TRAINING_DATA_KEY = "training_data"
+FORCE_RETRAIN_KEY = "force_retrain"
 # The training's steps, time and loss, beside the SavedModel (TF Serving's extra assets).
 # Where executions keep their resumable state, beside `model_run/` in the pipeline root.
 TRAINING_STATE_DIR = "training_state"
@@ -242,6 +246,7 @@ def train_and_export(
     trim_padding: bool = True,
     mixed_precision: str = "",
     transform_graph: str | None = None,
+    training_data: dict[str, Any] | None = None,
 ) -> str | None:
     """Trains the QA model of `spec` for `train_steps` steps and exports it to `serving_dir`.
 
@@ -256,6 +261,7 @@ def train_and_export(
     model is built and trained under: float32 variables, float16 or bfloat16 computations,
     float32 logits and loss; `compile` wraps the optimizer in a LossScaleOptimizer for
     'mixed_float16'. The exported SavedModel is a float32 copy of the trained model.
+    `training_data` (what the windows were made from) goes into `training.json`.
     Returns `serving_dir` on the process that exported
     (the chief), None on the others (other workers, once the chief's export exists, and
     the `worker`/`ps` servers of a parameter-server job).
@@ -292,7 +298,52 @@ def train_and_export(
         else "batches trimmed to their longest window" if trim else f"windows of {spec.seq_len}",
         policy,
     )
-    with _global_policy(policy), strategy.scope():
+    model, serving_model, warm_started = _build(spec, strategy, mixed_precision, base_model,
+                                                train_steps)
+    backup = tf.keras.callbacks.BackupAndRestore(
+        os.path.join(model_dir, "backup"),
+        save_freq="epoch" if coordinated else checkpoint_every,
+    )
+    # Keras lists the strategies it has tested; one device is the single-worker case.
+    backup._supported_strategies += (tf.distribute.OneDeviceStrategy,)
+    callbacks = [
+        backup,
+        ProgressLogger(train_steps, batch_size, checkpoint_every, task, steps_per_epoch),
+        tf.keras.callbacks.TensorBoard(log_dir or os.path.join(model_dir, "logs")),
+    ]
+    start = time.time()
+    history = _fit(model, spec, strategy, task, model_dir, train_data, eval_data, eval_steps,
+                   epochs, steps_per_epoch, callbacks)
+    train_seconds = time.time() - start
+    logging.info(
+        "[%s] Trained %d steps in %.1fs: %s", task, train_steps, train_seconds,
+        {k: [round(float(x), 4) for x in v] for k, v in history.history.items()},
+    )
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    if not _export(model, serving_model, spec, strategy, checkpoint_dir, serving_dir,
+                   export_wait_s, task):
+        return None
+    _write_training_record(serving_dir, {
+        "train_steps": train_steps, "train_seconds": round(train_seconds, 1),
+        "final_loss": float(history.history["loss"][-1]) if history.history.get("loss")
+        else None,
+        "batch_size": batch_size, "replicas": strategy.num_replicas_in_sync,
+        "strategy": spec.distribution_strategy, "trim_padding": trim, "length_buckets": buckets,
+        "mixed_precision": policy,
+        "warm_start_from": base_model if warm_started else None,
+        "training_data": training_data,
+        "spec": json.loads(spec.to_json()),
+    })
+    logging.info("[%s] Model exported to %s; checkpoints in %s", task, serving_dir, checkpoint_dir)
+    return serving_dir
+
+
+def _build(spec: spec_lib.BertQaSpec, strategy: tf.distribute.Strategy, mixed_precision: str,
+           base_model: str | None, train_steps: int,
+           ) -> tuple[tf.keras.Model, tf.keras.Model, bool]:
+    """The compiled model (warm-started from `base_model` if it fits), the model to export
+    and whether it was warm-started."""
+    with _global_policy(mixed_precision or "float32"), strategy.scope():
         model = model_lib.build_qa_model(spec)
     # TFLite has no bfloat16 tensors ("invalid TFLite type: bf16") and the SavedModel serves
     # float32: under a mixed policy the export is a float32 twin that gets the trained weights
@@ -310,21 +361,16 @@ def train_and_export(
         if base_model:
             warm_started = warm_start(model, base_model)
         model_lib.compile_qa_model(model, spec, train_steps)
+    return model, serving_model, warm_started
 
-    backup = tf.keras.callbacks.BackupAndRestore(
-        os.path.join(model_dir, "backup"),
-        save_freq="epoch" if coordinated else checkpoint_every,
-    )
-    # Keras lists the strategies it has tested; one device is the single-worker case.
-    backup._supported_strategies += (tf.distribute.OneDeviceStrategy,)
-    callbacks = [
-        backup,
-        ProgressLogger(train_steps, batch_size, checkpoint_every, task, steps_per_epoch),
-        tf.keras.callbacks.TensorBoard(log_dir or os.path.join(model_dir, "logs")),
-    ]
-    start = time.time()
+
+def _fit(model: tf.keras.Model, spec: spec_lib.BertQaSpec, strategy: tf.distribute.Strategy,
+         task: str, model_dir: str, train_data, eval_data, eval_steps: int, epochs: int,
+         steps_per_epoch: int, callbacks: list[tf.keras.callbacks.Callback],
+         ) -> tf.keras.callbacks.History:
+    """`model.fit`; a lost peer of a multi-worker job is an error that says how to resume."""
     try:
-        history = model.fit(
+        return model.fit(
             train_data,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
@@ -342,13 +388,13 @@ def train_and_export(
                 f"{model_dir}/backup. Cause: {error.message.splitlines()[0]}"
             ) from error
         raise
-    train_seconds = time.time() - start
-    logging.info(
-        "[%s] Trained %d steps in %.1fs: %s", task, train_steps, train_seconds,
-        {k: [round(float(x), 4) for x in v] for k, v in history.history.items()},
-    )
 
-    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+
+def _export(model: tf.keras.Model, serving_model: tf.keras.Model, spec: spec_lib.BertQaSpec,
+            strategy: tf.distribute.Strategy, checkpoint_dir: str, serving_dir: str,
+            export_wait_s: float, task: str) -> bool:
+    """Saves the final weights and the SavedModel (each worker writes, the chief's copy
+    stays); True on the chief, False on the others once the chief's export exists."""
     model.save_weights(os.path.join(strategies.write_dir(checkpoint_dir, strategy), "final"))
     strategies.remove_temp_dir(checkpoint_dir, strategy)
     if serving_model is not model:
@@ -358,19 +404,8 @@ def train_and_export(
     strategies.remove_temp_dir(serving_dir, strategy)
     if not strategies.is_chief(strategy):
         _wait_for_export(serving_dir, export_wait_s, task)
-        return None
-    _write_training_record(serving_dir, {
-        "train_steps": train_steps, "train_seconds": round(train_seconds, 1),
-        "final_loss": float(history.history["loss"][-1]) if history.history.get("loss")
-        else None,
-        "batch_size": batch_size, "replicas": strategy.num_replicas_in_sync,
-        "strategy": spec.distribution_strategy, "trim_padding": trim, "length_buckets": buckets,
-        "mixed_precision": policy,
-        "warm_start_from": base_model if warm_started else None,
-        "spec": json.loads(spec.to_json()),
-    })
-    logging.info("[%s] Model exported to %s; checkpoints in %s", task, serving_dir, checkpoint_dir)
-    return serving_dir
+        return False
+    return True
 
 
 def _write_training_record(serving_dir: str, record: dict[str, Any]) -> None:
@@ -452,4 +487,5 @@ def run_fn(fn_args) -> None:
         trim_padding=bool(config.get(TRIM_PADDING_KEY, True)),
         mixed_precision=config.get(MIXED_PRECISION_KEY, ""),
         transform_graph=fn_args.transform_graph_path,
+        training_data=config.get(TRAINING_DATA_KEY),
     )

@@ -14,9 +14,9 @@ import sys
 import tempfile
 
 # Modules under pipelines/cli/ that define `register(subparsers)`.
-_COMMAND_MODULES = ("data", "model", "evaluate", "run")
+_COMMAND_MODULES = ("data", "model", "evaluate", "run", "schema")
 # Commands whose handlers import TensorFlow outside a log file (`run` and `demo` have one;
-# `compile` imports it itself, once its settings are checked).
+# `compile` and `schema` import it themselves, once their settings are checked).
 _TENSORFLOW_COMMANDS = ("make-encoder", "predict", "answer", "deploy")
 
 

@@ -95,7 +95,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="the vocab is cased (default: the model's, from its metadata, else uncased)",
     )
     parser.add_argument(
-        "--version-2", action="store_true", default=None,
+        "--version-2", dest="version_2_with_negative", action="store_true", default=None,
         help="SQuAD 2.0: the answer may be empty (default: as the model was evaluated, from "
         "its metadata)",
     )
@@ -172,27 +172,20 @@ def _read_id_map(path: str, value_type) -> dict:
     return data
 
 
-# Settings read from a .tflite file's metadata (`Predictor.serving_config`) when their flag
-# is not given: flag attribute -> (serving_config key, default without metadata; None: the
-# default spec's).
-_MODEL_SETTINGS = {
-    "query_len": ("query_len", None),
-    "doc_stride": ("doc_stride", None),
-    "do_lower_case": ("do_lower_case", None),
-    "version_2": ("version_2_with_negative", False),
-    "null_score_diff_threshold": ("null_score_diff_threshold", 0.0),
-}
-
-
 def _window_maker(args: argparse.Namespace, predictor):
-    """The window maker that fits `predictor`; fills the unset flags (above)."""
-    from components.qa import spec, windows
+    """The window maker that fits `predictor`. The unset flags (each named as a field of
+    `contracts.ServingConfig`) take the model's serving config (a .tflite file's metadata),
+    else the default spec's windows, SQuAD 1.1 and a null threshold of 0."""
+    import dataclasses
+
+    from components.qa import contracts, spec, windows
 
     default_spec = spec.MobileBertQaSpec()
-    for flag, (key, default) in _MODEL_SETTINGS.items():
-        if getattr(args, flag) is None:
-            fallback = getattr(default_spec, key) if default is None else default
-            setattr(args, flag, predictor.serving_config.get(key, fallback))
+    serving = predictor.serving_config or contracts.ServingConfig.from_spec(
+        default_spec, version_2_with_negative=False, null_score_diff_threshold=0.0)
+    for field in dataclasses.fields(serving):
+        if field.name != "seq_len" and getattr(args, field.name) is None:
+            setattr(args, field.name, getattr(serving, field.name))
     seq_len = args.seq_len or predictor.seq_len or default_spec.seq_len
     if predictor.seq_len is not None and seq_len != predictor.seq_len:
         raise ValueError(
@@ -210,7 +203,7 @@ def _window_maker(args: argparse.Namespace, predictor):
         raise ValueError(f"--seq-len/--query-len/--doc-stride: {error}") from error
     maker = windows.WindowMaker(vocab, windows.WindowConfig.from_spec(qa_spec))
     logging.info("Model %s, vocab %s, windows %s, SQuAD %s (null threshold %s)", args.model,
-                 vocab, maker.config, "2.0" if args.version_2 else "1.1",
+                 vocab, maker.config, "2.0" if args.version_2_with_negative else "1.1",
                  args.null_score_diff_threshold)
     return maker
 
@@ -228,7 +221,7 @@ def _answer(args: argparse.Namespace, predictor, maker, examples):
     from components.qa import answering
 
     return answering.answer_questions(predictor, examples, maker, answering.AnswerSettings(
-        batch_size=args.batch_size, version_2_with_negative=args.version_2,
+        batch_size=args.batch_size, version_2_with_negative=args.version_2_with_negative,
         null_score_diff_threshold=args.null_score_diff_threshold,
         n_best_size=args.n_best_size, max_answer_length=args.max_answer_length,
     ))
@@ -250,10 +243,11 @@ def predict_command(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.squad}: has no valid questions")
         with _load_predictor(args) as predictor:
             maker = _window_maker(args, predictor)
-            if not args.version_2 and any(e.is_impossible for e in examples):
+            if not args.version_2_with_negative and any(e.is_impossible for e in examples):
                 logging.warning("%s has unanswerable questions: consider --version-2",
                                 args.squad)
-            paths = postprocess.answer_file_paths(args.out, args.version_2, from_stem=True)
+            paths = postprocess.answer_file_paths(args.out, args.version_2_with_negative,
+                                                  from_stem=True)
             existing = [p for p in paths.values() if tf.io.gfile.exists(p)]
             if existing and not args.overwrite:
                 raise FileExistsError(
@@ -269,7 +263,8 @@ def predict_command(args: argparse.Namespace) -> int:
         return 2
     skipped = f" ({len(invalid)} invalid skipped)" if args.skip_invalid else ""
     print(f"Answered {len(examples)} questions of {args.squad}{skipped}")
-    written = postprocess.write_answers(answers, args.out, args.version_2, from_stem=True)
+    written = postprocess.write_answers(answers, args.out, args.version_2_with_negative,
+                                        from_stem=True)
     for field, path in written.items():
         print(f"Wrote {field} for {len(getattr(answers, field))} questions to {path}")
     return 0

@@ -4,8 +4,11 @@
 `multi_worker_mirrored` on 2 replicas, a tiny TF1 encoder and the Task Library's 384/64
 windows; then `mbqa deploy local-run` with one registry:
 0. with a data root that has no span: the ExampleGen's driver fails, the run stops there;
+   with the `span` runtime parameter naming a span that has no files: the ExampleGen
+   fails naming the patterns and the spans that exist;
 1. span 1: pushes version 1 under the mapped bucket; the Task Library loads it;
-2. span 2 added, `min_f1` and `spec` given at submit time (another doc_stride, and
+2. spans 2 and 3 added, `span=2`, `min_f1` and `spec` given at submit time: span 2 is read,
+   not the latest (another doc_stride, and
    `parameter_server`: the CustomJob's worker pools follow it): the resolver returns run
    1's model, the Trainer warm-starts from it with separate chief, worker and ps
    processes, the Transform, the Trainer and the evaluator use the submitted spec, the
@@ -87,15 +90,18 @@ def runs(tmp_path_factory):
     local_run = ["deploy", "local-run", "--pipeline-json", str(job),
                  f"--local-bucket=gs://bucket={bucket}"]
     failed = _mbqa(*local_run, "--parameter=data_root=gs://bucket/empty")
+    missing_span = _mbqa(*local_run, "--parameter=span=7")
     first = _mbqa(*local_run)
-    synth.make_synthetic_squad(str(bucket / "squad" / "span-2"), n=60, seed=2,
-                               facts_per_passage=DEMO_FACTS_PER_PASSAGE)
+    for span in (2, 3):
+        synth.make_synthetic_squad(str(bucket / "squad" / f"span-{span}"), n=60, seed=span,
+                                   facts_per_passage=DEMO_FACTS_PER_PASSAGE)
     spec = spec_from_json(json.loads(job.read_text())["runtimeConfig"]["parameters"]["spec"][
         "stringValue"]).replace(doc_stride=96, distribution_strategy="parameter_server")
-    second = _mbqa(*local_run, "--parameter=min_f1=100", f"--parameter=spec={spec.to_json()}")
+    second = _mbqa(*local_run, "--parameter=span=2", "--parameter=min_f1=100",
+                   f"--parameter=spec={spec.to_json()}")
     registry = Registry(str(bucket / "root" / "metadata.sqlite"), NAME)
-    return {"bucket": bucket, "failed": failed, "first": first, "second": second,
-            "registry": registry}
+    return {"bucket": bucket, "failed": failed, "missing_span": missing_span, "first": first,
+            "second": second, "registry": registry}
 
 
 def test_a_failing_task_stops_the_run_naming_it_with_its_last_lines(runs):
@@ -107,6 +113,15 @@ def test_a_failing_task_stops_the_run_naming_it_with_its_last_lines(runs):
     assert "ValueError: Cannot find matching for split train based on span-{SPAN}" in (
         result.stdout)
     assert "Traceback" in log and "Trainer ..." not in result.stdout
+
+
+def test_a_span_parameter_without_files_fails_naming_the_spans_that_exist(runs):
+    result, _ = runs["missing_span"]
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "SquadExampleGen FAILED" in result.stdout
+    assert "SpanNotFoundError: Span 7 has no files in every input split" in result.stdout
+    assert "span-{SPAN}/train/*.json has spans [1]" in result.stdout
+    assert "Trainer ..." not in result.stdout
 
 
 def test_the_first_run_pushes_version_1_which_the_task_library_loads(runs):
@@ -148,8 +163,8 @@ def test_span_blessing_and_model_reference_survive_every_hop(runs):
     runs_outputs = _artifacts(registry, "SquadExampleGen", "OUTPUT")
     assert runs_outputs[0] == {}  # the failed run: its driver found no span
     spans = [run["examples"].custom_properties["custom:span"].double_value
-             for run in runs_outputs[1:]]
-    assert spans == [1, 2]
+             for run in runs_outputs[1:] if run]
+    assert spans == [1, 2]  # the second run asked for span 2; span 3 is the latest
     models = [run["model"] for run in _artifacts(registry, "Trainer", "OUTPUT")]
     blessings = [run["blessing"] for run in _artifacts(registry, "QaEvaluator", "OUTPUT")]
     for model, blessing in zip(models, blessings, strict=True):

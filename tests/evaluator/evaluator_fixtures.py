@@ -49,7 +49,7 @@ def save_keyword_model(
     if runner_up:
         weights[vocab.index(runner_up[0])] = runner_up[1]
     inputs = {name: tf.keras.Input((seq_len,), dtype=tf.int32, name=name)
-              for name in spec_lib.SERVING_INPUTS}
+              for name in contracts.SERVING_INPUTS}
     score = tf.keras.layers.Embedding(
         len(vocab), 1, embeddings_initializer=tf.keras.initializers.Constant(weights)
     )(inputs["input_ids"])[..., 0]

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components.evaluator import executor, gate, model_card
-from components.qa import contracts
+from components.qa import contracts, data_validation
 from tests.evaluator.evaluator_fixtures import (
     EVAL_QUESTIONS,
     SPEC,
@@ -90,7 +90,9 @@ def summary(baseline: bool, config: gate.GateConfig | None = None) -> dict:
     blessed, reasons = gate.bless(checks)
     return {"eval_split": "eval", "num_questions": 5, "version_2_with_negative": True,
             "quantizations": ["dynamic", "int8"], "shipped": "tflite_dynamic",
-            "serving_config": {"seq_len": 32, "null_score_diff_threshold": 1.5},
+            "serving_config": {"seq_len": 32, "query_len": 8, "doc_stride": 8,
+                               "do_lower_case": True, "version_2_with_negative": True,
+                               "null_score_diff_threshold": 1.5},
             "exact_match": 80.0, "f1": 85.5, "models": models, "baseline": baseline_result,
             "blessing": {"blessed": blessed, "reasons": reasons,
                          "checks": [dataclasses.asdict(c) for c in checks],
@@ -244,4 +246,24 @@ def test_missing_optional_inputs_are_stated(artifacts, tmp_path):
     card = model_card.build_model_card(summary(baseline=False), examples, windows, model, SPEC)
     assert card["data"]["windows"]["splits"] == model_card.NOT_RECORDED
     assert "skipped questions listed in: no file.\n\nnot recorded" in (
+        model_card.render_markdown(card))
+
+
+def test_the_card_lists_the_data_anomalies_or_says_none_or_not_validated(artifacts):
+    found = [data_validation.Anomaly("train", "answer_texts", "FEATURE_TYPE_LOW_NUMBER_VALUES",
+                                     "Missing values")]
+    card = model_card.build_model_card(summary(baseline=True), *artifacts, SPEC,
+                                       anomalies=found)
+    assert card["data"]["anomalies"] == {"summary": "1 anomaly",
+                                         "anomalies": [found[0].to_dict()]}
+    markdown = model_card.render_markdown(card)
+    assert "Data anomalies (ExampleValidator): 1 anomaly." in markdown
+    assert "| train | answer_texts | FEATURE_TYPE_LOW_NUMBER_VALUES | Missing values |" in (
+        markdown)
+    assert_markdown_holds_every_figure(markdown, json.loads(json.dumps(card)))
+    card = model_card.build_model_card(summary(baseline=True), *artifacts, SPEC, anomalies=[])
+    assert "Data anomalies (ExampleValidator): no anomalies." in model_card.render_markdown(card)
+    card = model_card.build_model_card(summary(baseline=True), *artifacts, SPEC)
+    assert card["data"]["anomalies"] == data_validation.NOT_VALIDATED
+    assert "Data anomalies (ExampleValidator): not validated." in (
         model_card.render_markdown(card))

@@ -186,8 +186,8 @@ def test_squad_2_at_the_tuned_threshold_is_the_official_best_f1(models, tmp_path
         pytest.approx(saved_model["f1"]))
     assert summary["serving_config"]["null_score_diff_threshold"] == best["best_f1_thresh"]
     lite = inference.load_predictor(os.path.join(evaluation.uri, "tflite/dynamic/model.tflite"))
-    assert lite.serving_config == summary["serving_config"]
-    assert lite.serving_config["query_len"] == 8 and lite.serving_config["doc_stride"] == 8
+    assert lite.serving_config.to_dict() == summary["serving_config"]
+    assert lite.serving_config.query_len == 8 and lite.serving_config.doc_stride == 8
     assert summary["models"]["tflite_dynamic"]["f1"] == pytest.approx(500 / 6)
 
 

@@ -104,6 +104,33 @@ def test_the_trainer_reads_the_length_buckets_from_the_transforms_artifact(verte
     assert "transform_graph" not in tasks["Trainer"]["inputs"].get("artifacts", {})
 
 
+def test_the_approved_schema_is_imported_and_the_trainer_may_stop_on_anomalies(tmp_path):
+    """`schema_file` compiles into ImportSchemaGen (node id SchemaGen kept); the Trainer
+    gets ExampleValidator's anomalies and `stop_on_anomalies` only when it stops on them;
+    the evaluator gets them whenever validation runs (for the model card)."""
+    path = tmp_path / "schema.json"
+    assert _mbqa(["compile", "--target", "vertex", "--out", str(path),
+                  "--set=schema_file=gs://bucket/schema/questions.pbtxt"]
+                 + [f"--set={s}" for s in SETTINGS]) == 0
+    tasks = _tasks(path)
+    assert tasks["SchemaGen"]["inputs"]["parameters"]["schema_file"] == {"runtimeValue": {
+        "constantValue": {"stringValue": "gs://bucket/schema/questions.pbtxt"}}}
+    assert "artifacts" not in tasks["SchemaGen"].get("inputs", {})  # not inferred
+    anomalies = {"taskOutputArtifact": {"outputArtifactKey": "anomalies",
+                                        "producerTask": "ExampleValidator"}}
+    assert tasks["Trainer"]["inputs"]["artifacts"]["anomalies"] == anomalies
+    assert tasks["Trainer"]["inputs"]["parameters"]["stop_on_anomalies"] == {
+        "runtimeValue": {"constantValue": {"intValue": "1"}}}
+    assert tasks["QaEvaluator"]["inputs"]["artifacts"]["anomalies"] == anomalies
+    assert _mbqa(["compile", "--target", "vertex", "--out", str(tmp_path / "default.json")]
+                 + [f"--set={s}" for s in SETTINGS]) == 0
+    default = _tasks(tmp_path / "default.json")
+    assert "statistics" in default["SchemaGen"]["inputs"]["artifacts"]  # inferred
+    assert "anomalies" not in default["Trainer"]["inputs"]["artifacts"]
+    assert "stop_on_anomalies" not in default["Trainer"]["inputs"]["parameters"]
+    assert default["QaEvaluator"]["inputs"]["artifacts"]["anomalies"] == anomalies
+
+
 def _run_trainer_step(job_path, submitted: list[str], tmp_path, monkeypatch) -> list:
     """Runs the compiled Trainer task through TFX's Vertex AI container entrypoint with the
     ExecutorInput of a local run (`deploy.local_vertex`: parameters submitted as

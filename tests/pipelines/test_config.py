@@ -271,3 +271,30 @@ def test_mixed_precision_is_parsed_and_float16_is_refused_on_tpus(local_config):
     tpu.with_overrides(["mixed_precision=mixed_bfloat16"]).validate("local")
     with pytest.raises(ConfigError, match="mixed_precision='mixed_float16' cannot run on TPUs"):
         tpu.with_overrides(["mixed_precision=mixed_float16"]).validate("local")
+
+
+def test_the_approved_schema_and_the_stop_on_anomalies(tmp_path, local_config, monkeypatch):
+    assert local_config.resolved_stop_on_anomalies() is False  # auto, no schema_file
+    with pytest.raises(ConfigError, match=r"schema_file='.*missing.pbtxt' is not a file"):
+        local_config.with_overrides(["schema_file=missing.pbtxt"]).validate("local")
+    (tmp_path / "schema.pbtxt").write_text("")
+    monkeypatch.chdir(tmp_path)
+    config = local_config.with_overrides(["schema_file=schema.pbtxt"])
+    assert config.schema_file == str(tmp_path / "schema.pbtxt")  # made absolute
+    config.validate("local")
+    assert config.resolved_stop_on_anomalies() is True  # auto: on with a schema_file
+    assert config.with_overrides(["stop_on_anomalies=false"]).resolved_stop_on_anomalies() is (
+        False)
+    assert config.with_overrides(["stop_on_anomalies=false", "stop_on_anomalies=None"]
+                                 ).stop_on_anomalies is None
+    assert PipelineConfig.from_env(config.with_overrides(["stop_on_anomalies=true"]).to_env()
+                                   ).stop_on_anomalies is True
+    local_config.with_overrides(["schema_file=gs://b/schema.pbtxt"]).validate("local")
+    for setting in ("schema_file=schema.pbtxt", "stop_on_anomalies=true"):
+        with pytest.raises(ConfigError, match=f"{setting.split('=')[0]}=.* needs "
+                                              "with_data_validation=true"):
+            local_config.with_overrides([setting, "with_data_validation=false"]).validate()
+    with pytest.raises(ConfigError, match="schema_file=.*containers that see no local files"):
+        config.with_overrides(["image=gcr.io/p/i:1", "pipeline_root=gs://b/r",
+                               "data_root=gs://b/d", "push_destination=gs://b/s",
+                               "spec.uri=gs://b/e"]).validate("vertex")

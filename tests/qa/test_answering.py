@@ -208,10 +208,11 @@ def test_predict_takes_its_settings_from_the_tflite_metadata(capsys, tmp_path, s
                                                              vocab):
     """The evaluator writes query_len, doc_stride, the SQuAD version and threshold into the
     file's metadata: `mbqa predict` needs none of them; a flag still overrides."""
-    from components.qa import inference, tflite
+    from components.qa import contracts, inference, tflite
 
-    serving_config = {"query_len": 8, "doc_stride": 8, "do_lower_case": True,
-                      "version_2_with_negative": True, "null_score_diff_threshold": -1.0}
+    serving_config = contracts.ServingConfig(
+        seq_len=SPEC.seq_len, query_len=8, doc_stride=8, do_lower_case=True,
+        version_2_with_negative=True, null_score_diff_threshold=-1.0)
     model = tflite.export_tflite(saved_model, str(tmp_path / "model.tflite"), SPEC, vocab,
                                  "float32", serving_config=serving_config)
     assert inference.load_predictor(model).serving_config == serving_config

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.qa import encoders
+from components.qa import contracts, encoders
 from components.qa import model as model_lib
 from components.qa import spec as spec_lib
 from tests.qa import hub_fixtures
@@ -169,15 +169,15 @@ def test_export_has_the_serving_contract(tf2_module, tmp_path):
     path = model_lib.export_serving_model(model, str(tmp_path / "serving"), spec)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     _, inputs = signature.structured_input_signature
-    assert sorted(inputs) == sorted(spec_lib.SERVING_INPUTS)
+    assert sorted(inputs) == sorted(contracts.SERVING_INPUTS)
     for tensor_spec in inputs.values():
         assert tensor_spec.dtype == tf.int32 and tensor_spec.shape.as_list() == [None, SEQ_LEN]
     outputs = signature.structured_outputs
-    assert sorted(outputs) == sorted(spec_lib.SERVING_OUTPUTS)
+    assert sorted(outputs) == sorted(contracts.SERVING_OUTPUTS)
     for tensor_spec in outputs.values():
         assert tensor_spec.dtype == tf.float32 and tensor_spec.shape.as_list() == [None, SEQ_LEN]
     batch = _inputs(batch=5, seed=3)
     served = signature(**batch)
     expected = model(batch, training=False)
-    for name in spec_lib.SERVING_OUTPUTS:
+    for name in contracts.SERVING_OUTPUTS:
         np.testing.assert_allclose(served[name], expected[name], rtol=1e-5, atol=1e-6)

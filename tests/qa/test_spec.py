@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from components.qa import contracts
 from components.qa import spec as spec_lib
 from components.qa.spec import BertQaSpec, MobileBertQaSpec, MobileBertQaSquadSpec
 
@@ -215,5 +216,5 @@ def test_spec_from_json_validates():
 
 
 def test_serving_names():
-    assert spec_lib.SERVING_INPUTS == ("input_ids", "input_mask", "segment_ids")
-    assert spec_lib.SERVING_OUTPUTS == ("start_logits", "end_logits")
+    assert contracts.SERVING_INPUTS == ("input_ids", "input_mask", "segment_ids")
+    assert contracts.SERVING_OUTPUTS == ("start_logits", "end_logits")

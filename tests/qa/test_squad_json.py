@@ -1,10 +1,12 @@
-"""Reading and validating SQuAD JSON (components/qa/squad_json.py)."""
+"""Reading and validating SQuAD files (components/qa/squad_json.py, squad_flat.py)."""
 
 import gzip
 import json
 import pathlib
 import re
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from components.qa import squad, squad_json
@@ -249,3 +251,140 @@ def test_json_lines_errors_name_the_file_line_and_field(tmp_path):
     path.write_text("\n \n", encoding="utf-8")
     with pytest.raises(squad_json.SquadFileError, match="bad.jsonl: is empty"):
         squad_json.read_squad_examples(str(path), labelled=False)
+
+
+# The Hugging Face `datasets` SQuAD layout: flat records, answers as two parallel lists.
+_ANSWERS_TYPE = pa.struct([("text", pa.list_(pa.string())),
+                           ("answer_start", pa.list_(pa.int32()))])
+_DATASETS_SCHEMA = pa.schema([("id", pa.string()), ("title", pa.string()),
+                              ("context", pa.string()), ("question", pa.string()),
+                              ("answers", _ANSWERS_TYPE)])
+
+
+def _datasets_record(question_id, context, texts, starts, **fields):
+    return {"id": question_id, "title": "Tōkyō", "context": context, "question": "Where?",
+            "answers": {"text": texts, "answer_start": starts}, **fields}
+
+
+def test_datasets_layout_offsets_count_code_points_in_json_lines_and_parquet(tmp_path):
+    # "🗼" is one code point (2 UTF-16 units, 4 UTF-8 bytes); "é" is written decomposed.
+    context = "Le 🗼 de Tōkyō, cafe\u0301 compris, est au Japon."
+    start = context.index("Japon")
+    assert (start, context.encode("utf-8").index(b"Japon")) == (37, 43)  # not bytes
+    records = [_datasets_record("answerable", context, ["Japon", "cafe\u0301"],
+                                [start, context.index("cafe")]),
+               _datasets_record("unanswerable", context, [], [])]
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    parquet = tmp_path / "q.parquet"
+    pq.write_table(pa.Table.from_pylist(records, schema=_DATASETS_SCHEMA), parquet)
+    expected = [
+        squad.SquadExample(id="answerable", title="Tōkyō", context=context, question="Where?",
+                           answer_texts=("Japon", "cafe\u0301"), answer_starts=(37, 15)),
+        squad.SquadExample(id="unanswerable", title="Tōkyō", context=context,
+                           question="Where?", is_impossible=True)]
+    for path in (jsonl, parquet):
+        assert squad_json.read_squad_examples(str(path)) == (expected, []), path
+
+
+def test_parquet_is_read_through_tf_io_gfile_from_other_file_systems(tmp_path):
+    import tensorflow as tf
+
+    records = [_datasets_record("q", "Normandy is in France.", ["France"], [15])]
+    local = tmp_path / "q.parquet"
+    pq.write_table(pa.Table.from_pylist(records, schema=_DATASETS_SCHEMA), local)
+    remote = f"ram://{tmp_path.name}/q.parquet"
+    with tf.io.gfile.GFile(remote, "wb") as f:
+        f.write(local.read_bytes())
+    examples, _ = squad_json.read_squad_examples(remote)
+    assert examples == squad_json.read_squad_examples(str(local))[0] and len(examples) == 1
+    with pytest.raises(squad_json.SquadFileError, match="/missing.parquet: cannot be read as "
+                                                        "Parquet: NotFoundError"):
+        squad_json.read_squad_examples(f"ram://{tmp_path.name}/missing.parquet")
+
+
+def test_datasets_layout_errors_name_the_field(tmp_path):
+    context = "Normandy is in France."
+    lines = [
+        _datasets_record("no-start", context, ["France"], [15]),
+        _datasets_record("text-not-list", context, "France", [15]),
+        _datasets_record("text-not-string", context, [15], [15]),
+        _datasets_record("empty-but-possible", context, [], [], is_impossible=False),
+        _datasets_record("impossible-with-answer", context, ["France"], [15],
+                         is_impossible=True),
+        _datasets_record("plausible", context, [], [],
+                         plausible_answers={"text": ["France"], "answer_start": [14]}),
+    ]
+    del lines[0]["answers"]["answer_start"]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    _, invalid = squad_json.read_squad_examples(str(path), skip_invalid=True)
+    assert [(r.location, r.question_id, r.field, r.reason) for r in invalid] == [
+        ("line 1", "no-start", "answers.answer_start", "is missing"),
+        ("line 2", "text-not-list", "answers.text", "must be a list, not a string"),
+        ("line 3", "text-not-string", "answers.text[0]", "must be a string, not a number"),
+        ("line 4", "empty-but-possible", "answers", "is empty but is_impossible is not true"),
+        ("line 5", "impossible-with-answer", "answers",
+         "has 1 answer(s) but is_impossible is true"),
+        ("line 6", "plausible", "plausible_answers.answer_start[0]",
+         "= 14 does not point at the answer text 'France': the context has ' Franc' there"),
+    ]
+    # Unlabelled reading: an empty pair is still read as unanswerable.
+    path.write_text(json.dumps(_datasets_record("q", context, [], [])), encoding="utf-8")
+    assert squad_json.read_squad_examples(str(path), labelled=False)[0][0].is_impossible
+
+
+def test_parquet_rows_nulls_extra_columns_and_squad_answer_lists(tmp_path):
+    answers = pa.list_(pa.struct([("text", pa.string()), ("answer_start", pa.int64())]))
+    schema = pa.schema([("id", pa.string()), ("context", pa.string()),
+                        ("question", pa.string()), ("answers", answers),
+                        ("is_impossible", pa.bool_()), ("source", pa.string())])
+    context = "Normandy is in France."
+    rows = [{"id": "q0", "context": context, "question": "Where?", "source": "x",
+             "answers": [{"text": "France", "answer_start": 15}], "is_impossible": None},
+            {"id": "q1", "context": None, "question": "Where?", "answers": []},
+            {"id": "q0", "context": context, "question": "Where?", "answers": [],
+             "is_impossible": True}]
+    path = tmp_path / "squad-fields.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, row_group_size=1)
+    examples, invalid = squad_json.read_squad_examples(str(path), skip_invalid=True)
+    assert examples == [squad.SquadExample(id="q0", title="", context=context,
+                                           question="Where?", answer_texts=("France",),
+                                           answer_starts=(15,))]
+    assert [r.message() for r in invalid] == [
+        f"{path}: row 1 (question q1): field 'context' is missing",
+        f"{path}: row 2 (question q0): field 'id' = 'q0' at row 2 repeats the id of the "
+        "question at row 0"]
+
+
+def test_parquet_whole_file_errors(tmp_path):
+    table = pa.Table.from_pylist(
+        [_datasets_record("q", "Normandy is in France.", ["France"], [15])],
+        schema=_DATASETS_SCHEMA)
+    no_answers = tmp_path / "no-answers.parquet"
+    pq.write_table(table.drop(["answers"]), no_answers)
+    with pytest.raises(squad_json.SquadFileError, match=(
+            r"no-answers.parquet: is not a SQuAD Parquet file: column 'answers' is missing "
+            r"\(columns: id, title, context, question\)")):
+        squad_json.read_squad_examples(str(no_answers))
+    assert len(squad_json.read_squad_examples(str(no_answers), labelled=False)[0]) == 1
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(table.slice(0, 0), empty)
+    with pytest.raises(squad_json.SquadFileError, match=r"empty.parquet: is empty \(no rows\)"):
+        squad_json.read_squad_examples(str(empty))
+    not_parquet = tmp_path / "text.parquet"
+    not_parquet.write_text('{"id": "q"}\n', encoding="utf-8")
+    with pytest.raises(squad_json.SquadFileError,
+                       match="text.parquet: cannot be read as Parquet: "):
+        squad_json.read_squad_examples(str(not_parquet))
+    # Damaged data pages (the footer intact) fail once the reader reaches them.
+    many = pa.table({"id": [str(i) for i in range(5000)], "question": ["Who?"] * 5000,
+                     "context": [f"passage {i} " * 5 for i in range(5000)]})
+    damaged = tmp_path / "damaged.parquet"
+    pq.write_table(many, damaged, row_group_size=1000, compression="snappy")
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 2000] = b"\xff" * 2000
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(squad_json.SquadFileError,
+                       match="damaged.parquet: cannot be read as Parquet: Corrupt snappy"):
+        squad_json.read_squad_examples(str(damaged), labelled=False)

@@ -110,7 +110,7 @@ def test_tensor_names_follow_the_spec_and_match_their_metadata(keyword_model, tm
     for index, name in ((0, "ids"), (1, "mask"), (2, "segment_ids")):
         detail = next(d for d in interpreter.get_input_details()
                       if d["name"] == spec.tflite_input_name[name])
-        interpreter.set_tensor(detail["index"], w[spec_lib.SERVING_INPUTS[index]])
+        interpreter.set_tensor(detail["index"], w[contracts.SERVING_INPUTS[index]])
     interpreter.invoke()
     outputs = {d["name"]: interpreter.get_tensor(d["index"])
                for d in interpreter.get_output_details()}
@@ -247,7 +247,7 @@ def save_encoder_like_keyword_model(path, vocab_path: str) -> str:
     weights = np.zeros((len(vocab), 4), np.float32)
     weights[vocab.index("houston")] = [3.0, -3.0, 3.0, -3.0]
     inputs = {name: tf.keras.Input((SEQ_LEN,), dtype=tf.int32, name=name)
-              for name in spec_lib.SERVING_INPUTS}
+              for name in contracts.SERVING_INPUTS}
     x = tf.keras.layers.Embedding(
         len(vocab), 4, embeddings_initializer=tf.keras.initializers.Constant(weights)
     )(inputs["input_ids"])

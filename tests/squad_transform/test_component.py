@@ -107,6 +107,7 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog, num
         split_stats = stats["splits"][split]
         assert split_stats["questions"] == len(split_questions)
         assert split_stats["windows"] == len(written)
+        _check_qa_statistics(stats["qa_statistics"][split], split_questions, expected, maker)
         progress_lines = [m for m in caplog.messages if m.startswith(f"SquadTransform [{split}]")]
         assert f": {len(split_questions)}/? questions" in progress_lines[-1]  # the DoFn's last
         total_windows += len(written)
@@ -141,6 +142,26 @@ def test_windows_every_split_in_a_local_pipeline(data_dir, tmp_path, caplog, num
     expected = {min(96, -(-int(q) // 8) * 8) for q in quantiles} | {96}
     assert len(set(padded)) >= 3, collections.Counter(padded)
     assert all(min(abs(p - e) for e in expected) <= 8 for p in set(padded)), (padded, expected)
+
+
+def _check_qa_statistics(qa: dict, split_questions, expected_windows, maker) -> None:
+    """The split's QA statistics against the questions and the windows made here (passage
+    and question lengths from the tokenizer over the whole text)."""
+    windowed = [q for q in split_questions if q.id != NBSP_QUESTION["id"]]
+    first = {w.example_id: w for w in expected_windows if w.window_index == 0}
+    beyond = sum(not q.is_impossible and first[q.id].start_position == 0 for q in windowed)
+    passages = [len(maker.tokenizer.encode(q.context)[0]) for q in windowed]
+    queries = [len(maker.tokenizer.encode(q.question)[0]) for q in windowed]
+    assert qa == {
+        "questions": len(split_questions),
+        "unanswerable_share": round(sum(q.is_impossible for q in windowed) / len(windowed), 4),
+        "passage_tokens": {"mean": round(float(np.mean(passages)), 1), "max": max(passages)},
+        "question_tokens": {"mean": round(float(np.mean(queries)), 1), "max": max(queries)},
+        "windows_per_question": round(len(expected_windows) / len(windowed), 3),
+        "beyond_first_window_share": round(beyond / len(windowed), 4),
+    }
+    # 96-token windows: many answers lie past the first one; SQuAD 2.0 has unanswerables.
+    assert 0 < qa["beyond_first_window_share"] < 1 and qa["unanswerable_share"] > 0
 
 
 def test_invalid_spec_fails_when_the_pipeline_is_built():

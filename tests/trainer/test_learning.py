@@ -130,12 +130,12 @@ def int8_calibration_windows(windows_uri: str, seq_len: int) -> dict:
     """100 training windows drawn as the evaluator draws them to calibrate integer files."""
     from tfx.types import artifact_utils, standard_artifacts
 
-    from components.evaluator import executor
+    from components.evaluator import inputs
 
     transformed = standard_artifacts.Examples()
     transformed.uri = windows_uri
     transformed.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    return executor.sample_windows(transformed, "train", seq_len)
+    return inputs.sample_windows(transformed, "train", seq_len)
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ from tfx import v1 as tfx
 
 from components.qa import contracts, encoders, inference, mobilebert, tf1_hub, tflite
 from components.qa import model as model_lib
-from components.qa import spec as spec_lib
 from components.trainer import run_fn
 from pipelines import config as config_lib
 from pipelines.pipeline import trainer_custom_config
@@ -72,15 +71,15 @@ def test_mixed_bfloat16_trains_in_bfloat16_and_exports_float32(
     signature = tf.saved_model.load(fn_args.serving_model_dir).signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     assert {k: (v.dtype, v.shape.as_list()) for k, v in inputs.items()} == {
-        name: (tf.int32, [None, fixtures.SEQ_LEN]) for name in spec_lib.SERVING_INPUTS}
+        name: (tf.int32, [None, fixtures.SEQ_LEN]) for name in contracts.SERVING_INPUTS}
     assert {k: v.dtype for k, v in signature.structured_outputs.items()} == {
-        name: tf.float32 for name in spec_lib.SERVING_OUTPUTS}
+        name: tf.float32 for name in contracts.SERVING_OUTPUTS}
     ids = np.random.default_rng(0).integers(1000, 2001, (2, fixtures.SEQ_LEN)).astype(np.int32)
     features = {"input_ids": ids, "input_mask": np.ones_like(ids),
                 "segment_ids": np.ones_like(ids)}
     served = signature(**{k: tf.constant(v) for k, v in features.items()})
     in_bfloat16 = trained(features, training=False)
-    for name in spec_lib.SERVING_OUTPUTS:  # the trained model's answers, in float32
+    for name in contracts.SERVING_OUTPUTS:  # the trained model's answers, in float32
         np.testing.assert_allclose(served[name], in_bfloat16[name], atol=0.02)
 
     path = tflite.export_tflite(fn_args.serving_model_dir, str(tmp_path / "model.tflite"),
@@ -99,7 +98,7 @@ def test_mixed_float16_compile_wraps_the_optimizer_in_loss_scaling_once(no_norm_
     model_lib.compile_qa_model(model, no_norm_spec, train_steps=10)
     assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
     assert type(model.optimizer.inner_optimizer) is AdamWeightDecay
-    assert {model.get_layer(n).compute_dtype for n in spec_lib.SERVING_OUTPUTS} == {"float32"}
+    assert {model.get_layer(n).compute_dtype for n in contracts.SERVING_OUTPUTS} == {"float32"}
 
 
 @pytest.mark.parametrize("policy, message", [
