@@ -325,13 +325,16 @@ class PipelineConfig:
                 check_writable(name, getattr(self, name))
             check_writable("metadata_path", os.path.dirname(self.resolved_metadata_path()))
 
+    def has_spans(self) -> bool:
+        """Whether both input patterns hold {SPAN} (`span` and `training_spans` apply)."""
+        return all(re.search(SPAN_SPEC, getattr(self, name))
+                   for name in ("train_pattern", "eval_pattern"))
+
     def _span_errors(self) -> list[str]:
         """Why the span settings cannot work."""
         errors = [f"{name}={getattr(self, name)} must be >= 0"
                   for name in ("span", "training_spans") if getattr(self, name) < 0]
-        spanned = [name for name in ("train_pattern", "eval_pattern")
-                   if re.search(SPAN_SPEC, getattr(self, name))]
-        if (self.span or self.training_spans != 1) and len(spanned) < 2:
+        if (self.span or self.training_spans != 1) and not self.has_spans():
             errors.append(f"span={self.span} and training_spans={self.training_spans} need "
                           "{SPAN} in both train_pattern and eval_pattern")
         if re.search(SPAN_SPEC, self.fixed_eval_pattern):

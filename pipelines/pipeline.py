@@ -65,7 +65,8 @@ def create_pipeline(config: PipelineConfig, target: str = "local") -> tfx.dsl.Pi
     example_gen = SquadExampleGen(
         input_base=params[PARAM_DATA_ROOT], input_config=input_config,
         skip_invalid=config.skip_invalid,
-        requested_span=params[PARAM_SPAN],
+        # The span parameter where the patterns have spans (else there is none to ask for).
+        requested_span=params[PARAM_SPAN] if config.has_spans() else 0,
         training_spans=config.training_spans,
     )
     components: list[Any] = [example_gen]

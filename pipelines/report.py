@@ -95,10 +95,15 @@ def run_summary(config: PipelineConfig) -> RunSummary:
 
 
 def anomalies_split_names(artifact) -> list[str]:
-    """The split names of an MLMD ExampleAnomalies artifact (TFX's `split_names` property)."""
+    """The split names of an MLMD ExampleAnomalies artifact (TFX's `split_names` property; a
+    custom property where a registry keeps every property so; [] if neither: then
+    `read_anomalies` reads the splits its directory holds)."""
     from components.qa import data_validation
 
-    return data_validation.split_names(artifact.properties["split_names"].string_value)
+    for properties in (artifact.properties, artifact.custom_properties):
+        if "split_names" in properties:
+            return data_validation.split_names(properties["split_names"].string_value)
+    return []
 
 
 def latest_output(config: PipelineConfig, node: str, key: str):

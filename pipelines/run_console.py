@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 from components.evaluator import device_scores
-from components.qa import contracts, data_validation, progress
+from components.qa import contracts, progress
 from components.trainer import training_data
 from pipelines import report
 from pipelines.config import REMOTE_PREFIXES, RUN_DIR, ConfigError, PipelineConfig
@@ -179,6 +179,8 @@ def artifact_figures(type_name: str, artifact) -> list[str]:
         if evaluation:
             return evaluation_figures(evaluation)
     if type_name == "ExampleAnomalies":
+        from components.qa import data_validation  # its protos: not before the settings
+
         return data_validation.describe(data_validation.read_anomalies(
             artifact.uri, report.anomalies_split_names(artifact)))
     if type_name == "PushedModel":
@@ -246,6 +248,8 @@ def run_and_report(config: PipelineConfig, verbose: bool = False,
             logging.exception("The run failed")
             lines.failed(error)
             print(f"Details: {log_path}", file=console)
+            from components.qa import data_validation
+
             if data_validation.is_stop(error):  # the Trainer refused: not a failure
                 return report.EXIT_DATA_ANOMALIES
             if training_data.is_no_new_data(error):  # nothing new to learn: not a failure

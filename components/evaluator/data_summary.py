@@ -62,7 +62,9 @@ def summarize(examples: types.Artifact, split: str, num_questions: int,
     }
 
 
-def _spans(spans: Mapping[str, Mapping[str, int]] | None) -> str:
+def _spans(spans: Mapping[str, Mapping[str, int]] | str | None) -> str:
+    if isinstance(spans, str):  # the model card's "not recorded"
+        return f"spans {spans}"
     if not spans:
         return "no spans (input patterns without {SPAN})"
     return "; ".join(f"{split}: " + ", ".join(f"span {s} ({n} questions)"
@@ -87,11 +89,16 @@ def describe(data: Mapping[str, Any]) -> tuple[list[str], list[str], list[list[s
         f"Trained on {_spans(data['training_spans'])}.",
         f"Evaluated on the {evaluation['split']!r} split of {evaluation['uri']} "
         f"({evaluation['questions']} questions"
-        + (f"; {_spans(evaluation['spans'])})." if evaluation["spans"] else ", a fixed set or "
-           "no spans)."),
+        + (f"; {_spans(evaluation['spans'])})." if isinstance(evaluation["spans"], Mapping)
+           else f", a fixed set or no spans: spans {evaluation['spans']})."),
     ]
-    this_run = data["qa_statistics"]["this_run"] or {}
-    previous = data["qa_statistics"]["previous"] or {}
+    statistics = data["qa_statistics"]
+    for key, whose in (("this_run", "this run's training questions"),
+                       ("previous", "the previous model's training questions")):
+        if not isinstance(statistics[key], Mapping):
+            sentences.append(f"QA statistics of {whose}: {statistics[key]}.")
+    this_run = statistics["this_run"] if isinstance(statistics["this_run"], Mapping) else {}
+    previous = statistics["previous"] if isinstance(statistics["previous"], Mapping) else {}
     columns = [(f"this run: {split}", this_run[split]) for split in sorted(this_run)]
     columns += [(f"previous model: {split}", previous[split]) for split in sorted(previous)]
     header = ["statistic", *(name for name, _ in columns)]

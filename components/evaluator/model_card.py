@@ -146,6 +146,13 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _recorded(value: Any) -> Any:
+    """`value` with every None (absent) as `NOT_RECORDED`."""
+    if isinstance(value, Mapping):
+        return {k: _recorded(v) for k, v in value.items()}
+    return NOT_RECORDED if value is None else value
+
+
 def build_model_card(summary: Mapping, examples: types.Artifact,
                      transformed: types.Artifact | None, model: types.Artifact,
                      spec: spec_lib.BertQaSpec,
@@ -162,7 +169,7 @@ def build_model_card(summary: Mapping, examples: types.Artifact,
             f"was blessed ({no_gate[0].replace(NO_GATE + ': ', '')})." if no_gate else None),
         "data": {"examples": _examples_data(examples), "windows": _windows_data(transformed),
                  "anomalies": _anomalies_data(anomalies),
-                 **(summary.get("data") or {})},
+                 **_recorded(summary.get("data") or {})},
         "spec": spec.to_dict(),
         "training": _read_json(os.path.join(serving_dir, contracts.TRAINING_RECORD)),
         "evaluation": _evaluation(summary),

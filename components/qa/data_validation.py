@@ -97,14 +97,26 @@ def split_anomalies(split: str, proto: anomalies_pb2.Anomalies) -> list[Anomaly]
     return found
 
 
-def read_anomalies(uri: str, splits: Sequence[str]) -> list[Anomaly]:
-    """Every anomaly in an ExampleAnomalies artifact at `uri` (its splits in this order).
+def _split_dirs(uri: str) -> list[str]:
+    """The splits an artifact's directory holds (`Split-<split>/`), sorted."""
+    if "://" in uri:
+        import tensorflow as tf
+
+        names = [n.rstrip("/") for n in tf.io.gfile.listdir(uri)]
+    else:
+        names = os.listdir(uri)
+    return sorted(n[len(SPLIT_DIR_PREFIX):] for n in names if n.startswith(SPLIT_DIR_PREFIX))
+
+
+def read_anomalies(uri: str, splits: Sequence[str] = ()) -> list[Anomaly]:
+    """Every anomaly in an ExampleAnomalies artifact at `uri` (its splits in this order; by
+    default the splits its directory holds).
 
     Raises:
       FileNotFoundError: a split has no `SchemaDiff.pb` (names the file).
     """
     found = []
-    for split in splits:
+    for split in splits or _split_dirs(uri):
         path = os.path.join(uri, SPLIT_DIR_PREFIX + split, ANOMALIES_FILE)
         try:
             data = _read_bytes(path)
@@ -175,7 +187,7 @@ def squad_schema(schema: schema_pb2.Schema,
     """
     schema = schema_pb2.Schema.FromString(schema.SerializeToString())
     del schema.string_domain[:]
-    has_unanswerable = False  # BREAK
+    has_unanswerable = _min_num_values(statistics, squad.ANSWER_TEXTS) == 0
     for feature in schema.feature:
         feature.ClearField("domain")
         if feature.WhichOneof("domain_info") == "string_domain":

@@ -10,8 +10,9 @@ _SET_HELP = ("a setting as KEY=VALUE (repeatable), e.g. train_steps=500, spec.se
              "(default: none)")
 _EXIT_STATUSES = """
 exit status: 0 a model was pushed; 3 the run finished but nothing was pushed (not blessed);
-4 stopped before training on data anomalies (stop_on_anomalies); 1 a component failed (see
-the log file); 2 invalid settings or arguments.
+4 stopped before training on data anomalies (stop_on_anomalies); 5 stopped before training:
+no new data since the last blessed model (force_retrain trains anyway); 1 a component failed
+(see the log file); 2 invalid settings or arguments.
 """
 _SETTINGS_EPILOG = """\
 Settings: defaults, then MBQA_<SETTING> environment variables, then --set KEY=VALUE

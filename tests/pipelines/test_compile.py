@@ -108,10 +108,11 @@ def test_the_approved_schema_is_imported_and_the_trainer_may_stop_on_anomalies(t
     """`schema_file` compiles into ImportSchemaGen (node id SchemaGen kept); the Trainer
     gets ExampleValidator's anomalies and `stop_on_anomalies` only when it stops on them;
     the evaluator gets them whenever validation runs (for the model card)."""
+    settings = [f"--set={s}" for s in SETTINGS + [
+        "train_pattern=span-{SPAN}/train/*.json", "eval_pattern=span-{SPAN}/eval/*.json"]]
     path = tmp_path / "schema.json"
     assert _mbqa(["compile", "--target", "vertex", "--out", str(path),
-                  "--set=schema_file=gs://bucket/schema/questions.pbtxt"]
-                 + [f"--set={s}" for s in SETTINGS]) == 0
+                  "--set=schema_file=gs://bucket/schema/questions.pbtxt", *settings]) == 0
     tasks = _tasks(path)
     assert tasks["SchemaGen"]["inputs"]["parameters"]["schema_file"] == {"runtimeValue": {
         "constantValue": {"stringValue": "gs://bucket/schema/questions.pbtxt"}}}
@@ -122,8 +123,8 @@ def test_the_approved_schema_is_imported_and_the_trainer_may_stop_on_anomalies(t
     assert tasks["Trainer"]["inputs"]["parameters"]["stop_on_anomalies"] == {
         "runtimeValue": {"constantValue": {"intValue": "1"}}}
     assert tasks["QaEvaluator"]["inputs"]["artifacts"]["anomalies"] == anomalies
-    assert _mbqa(["compile", "--target", "vertex", "--out", str(tmp_path / "default.json")]
-                 + [f"--set={s}" for s in SETTINGS]) == 0
+    assert _mbqa(["compile", "--target", "vertex", "--out", str(tmp_path / "default.json"),
+                  *settings]) == 0
     default = _tasks(tmp_path / "default.json")
     assert "statistics" in default["SchemaGen"]["inputs"]["artifacts"]  # inferred
     assert "anomalies" not in default["Trainer"]["inputs"]["artifacts"]

@@ -124,6 +124,12 @@ def test_each_run_trains_on_the_last_two_spans_and_evaluates_on_the_fixed_set(
     trained = card["data"]["training_spans"]
     assert sorted(trained["train"]) == ["2", "3"] and all(n > 0 for n in trained["train"].values())
     assert card["data"]["evaluation_set"]["questions"] == len(evaluated[0])
+    # Its QA statistics beside the previous model's: run 3's baseline is run 2's model.
+    previous = json.loads(pathlib.Path(evaluations[-2], contracts.MODEL_CARD_JSON_FILE)
+                          .read_text())["data"]["qa_statistics"]["this_run"]
+    statistics = card["data"]["qa_statistics"]
+    assert statistics["previous"] == previous and statistics["this_run"] != previous
+    assert statistics["this_run"]["train"]["questions"] == sum(trained["train"].values())
 
 
 def test_no_new_span_trains_nothing_and_forcing_a_retrain_trains(workspace, three_runs, capfd):

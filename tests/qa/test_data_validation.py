@@ -109,6 +109,7 @@ def test_anomalies_of_a_real_validator_run_are_read_and_worded_once(tmp_path, st
              f"train: answer_texts: {LOW} (Missing values)"]
     assert data_validation.describe(found) == lines
     assert data_validation.describe([]) == ["no anomalies"]
+    assert data_validation.read_anomalies(anomalies.uri) == found  # splits of its directory
 
     # The run's console line and the report read the MLMD artifact the same way.
     mlmd = metadata_store_pb2.Artifact(uri=anomalies.uri)
