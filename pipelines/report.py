@@ -69,6 +69,20 @@ def custom_properties(artifact) -> dict[str, Any]:
             for key, value in values.items()}
 
 
+def latest_blessed_model(config: PipelineConfig) -> str | None:
+    """The model URI of this pipeline's latest blessing that blessed (what its resolver
+    offers the Trainer as the base model), or None."""
+    store = metadata_store(config)
+    context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
+    blessing_types = [t.id for t in store.get_artifact_types() if t.name == "ModelBlessing"]
+    if context is None or not blessing_types:
+        return None
+    blessed = [custom_properties(a) for a in sorted(store.get_artifacts_by_context(context.id),
+                                                    key=lambda a: a.id)
+               if a.type_id in blessing_types and custom_properties(a).get("blessed") == 1]
+    return blessed[-1].get("current_model") if blessed else None
+
+
 def run_summary(config: PipelineConfig) -> RunSummary:
     """Reads this pipeline's executions and artifacts from its ML Metadata store (which may
     hold other pipelines too): each node's executions, and the outputs of this pipeline's

@@ -114,11 +114,13 @@ class ComponentLines(logging.Handler):
         for line in figures[1:]:
             self.say(f"    {line}")
 
-    def failed(self, error: BaseException) -> None:
-        """Reports the components that were running when `error` stopped the run."""
+    def failed(self, error: BaseException, stopped: bool = False) -> None:
+        """Reports the components that were running when `error` stopped the run (`stopped`:
+        a component refused to go on by design, e.g. no new training data)."""
         where = ", ".join(self.running) or "the pipeline"
         message = str(error).strip().splitlines()
-        self.say(f"{where} FAILED: {type(error).__name__}: {message[0] if message else ''}")
+        outcome = "stopped:" if stopped else f"FAILED: {type(error).__name__}:"
+        self.say(f"{where} {outcome} {message[0] if message else ''}")
         for line in getattr(error, "tail", []):  # a task's last lines of output
             self.say(f"    {line}")
 
@@ -143,7 +145,10 @@ def node_outcome(config: PipelineConfig, node: str) -> tuple[str, list[str]]:
     from pipelines.pipeline import RESOLVER_ID
 
     if node.startswith(RESOLVER_ID):  # Vertex AI compiles it into two query tasks
-        return state, [f"baseline {a.uri}" for a in artifacts] or ["no blessed model yet"]
+        # TFX's local runners resolve it inline and record no outputs: ask ML Metadata.
+        uris = [a.uri for a in artifacts] or list(filter(None, [
+            report.latest_blessed_model(config)]))
+        return state, [f"baseline {uri}" for uri in uris] or ["no blessed model yet"]
     types = {t.id: t.name for t in store.get_artifact_types()}
     figures = []
     for artifact in artifacts:
@@ -215,6 +220,17 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
+def _stop_status(error: BaseException) -> int | None:
+    """The exit status of a Trainer that refused to train (not a failure), else None."""
+    from components.qa import data_validation
+
+    if data_validation.is_stop(error):  # anomalies and stop_on_anomalies
+        return report.EXIT_DATA_ANOMALIES
+    if training_data.is_no_new_data(error):  # nothing new to learn
+        return report.EXIT_NO_NEW_DATA
+    return None
+
+
 def run_and_report(config: PipelineConfig, verbose: bool = False,
                    prepare: Callable[[], None] | None = None,
                    run: Callable[[], None] | None = None) -> int:
@@ -246,14 +262,11 @@ def run_and_report(config: PipelineConfig, verbose: bool = False,
             return report.EXIT_BAD_SETTINGS
         except Exception as error:
             logging.exception("The run failed")
-            lines.failed(error)
+            stop_status = _stop_status(error)
+            lines.failed(error, stopped=stop_status is not None)
             print(f"Details: {log_path}", file=console)
-            from components.qa import data_validation
-
-            if data_validation.is_stop(error):  # the Trainer refused: not a failure
-                return report.EXIT_DATA_ANOMALIES
-            if training_data.is_no_new_data(error):  # nothing new to learn: not a failure
-                return report.EXIT_NO_NEW_DATA
+            if stop_status is not None:
+                return stop_status
             if verbose:
                 raise
             return report.EXIT_FAILED

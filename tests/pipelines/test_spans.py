@@ -138,9 +138,15 @@ def test_no_new_span_trains_nothing_and_forcing_a_retrain_trains(workspace, thre
     pushed_before = report.run_summary(config).pushed
     assert run_console.run_and_report(config) == report.EXIT_NO_NEW_DATA
     screen = capfd.readouterr().out
-    assert "No new training data" in screen and "force_retrain" in screen
+    assert "FAILED" not in screen, screen
+    assert "Trainer stopped: No new training data" in screen and "force_retrain" in screen
     summary = report.run_summary(config)
     assert summary.executions["Trainer"][-1] == "FAILED"
+    # The resolver's line names the model it gave the Trainer (resolved inline, locally).
+    base = _artifacts(_store(config), _executions(_store(config), "Trainer")[-1], "base_model",
+                      mlmd.proto.Event.INPUT)[0].uri
+    assert any(line.endswith(f": baseline {base}") for line in screen.splitlines()
+               if "latest_blessed_model_resolver complete" in line), screen
     assert summary.pushed == pushed_before and summary.executions["TFLitePusher"] == [
         "COMPLETE"] * 3
 
