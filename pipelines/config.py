@@ -45,7 +45,8 @@ PLACEHOLDER_IMAGE = "gcr.io/my-project/mobilebert-qa-tfx:latest"
 _LOCAL_PATH_SETTINGS = ("pipeline_root", "metadata_path", "data_root", "push_destination",
                         "schema_file")
 _URL_PREFIXES = ("http://", "https://")
-# TFX's span spec in an input pattern, with or without a width ({SPAN:4}).
+# TFX's span spec in an input pattern, with or without a width ({SPAN:4}): TFX's own
+# `example_gen.utils.SPAN_FULL_REGEX` imports TensorFlow, which the settings checks do not.
 SPAN_SPEC = r"\{SPAN(:\d+)?\}"
 # Seconds a HEAD request to an http(s) spec.uri may take before the URL counts as unreachable.
 _URL_TIMEOUT_S = 10

@@ -15,7 +15,6 @@ by the model card and report.html.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,31 +32,19 @@ STATISTICS = (("questions", "questions"), ("unanswerable_share", "unanswerable s
               ("beyond_first_window_share", "answer beyond the first window (share)"))
 
 
-def _read_json(path: str) -> Any:
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
 def summarize(examples: types.Artifact, split: str, num_questions: int,
               transformed: types.Artifact | None,
               baseline: types.Artifact | None) -> dict[str, Any]:
     """metrics.json's `data` (see the module docstring)."""
-    stats = (_read_json(os.path.join(transformed.uri, contracts.WINDOW_STATS_FILE))
+    stats = (contracts.read_artifact_json(os.path.join(transformed.uri,
+                                                       contracts.WINDOW_STATS_FILE))
              if transformed is not None else None) or {}
-    previous = None
-    if baseline is not None:
-        record = _read_json(os.path.join(contracts.serving_dir(baseline),
-                                         contracts.TRAINING_RECORD)) or {}
-        previous = (record.get("training_data") or {}).get("qa_statistics")
-    spans = examples.get_string_custom_property(contracts.SPANS_PROPERTY)
+    record = (contracts.read_training_record(baseline) if baseline is not None else None) or {}
+    previous = (record.get("training_data") or {}).get("qa_statistics")
     return {
         "training_spans": (stats.get("source") or {}).get(contracts.SPANS_PROPERTY),
         "evaluation_set": {"uri": examples.uri, "split": split, "questions": num_questions,
-                           "spans": json.loads(spans) if spans else None},
+                           "spans": contracts.spans_read(examples)},
         "qa_statistics": {"this_run": stats.get("qa_statistics"), "previous": previous},
     }
 

@@ -58,10 +58,8 @@ SAVED_MODEL = "saved_model"
 
 def _read_json(path: str) -> Any:
     """The file's JSON, or `NOT_RECORDED` when there is no such file."""
-    if not tf.io.gfile.exists(path):
-        return NOT_RECORDED
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    value = contracts.read_artifact_json(path)
+    return NOT_RECORDED if value is None else value
 
 
 def _count_records(artifact: types.Artifact, split: str) -> int:

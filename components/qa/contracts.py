@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 # TFLite quantizations of `components.qa.tflite.export_tflite`; the first one a pipeline
@@ -45,8 +46,8 @@ TFLITE_METADATA_NAMES = {"input_ids": "ids", "input_mask": "mask",
 # The metadata description's line that holds the `ServingConfig`.
 SERVING_CONFIG_PREFIX = "mbqa serving config: "
 
-# SquadExampleGen's Examples (carried on by SquadTransform's windows and recorded by the
-# Trainer): which spans each input split read, with their questions (JSON
+# SquadExampleGen's Examples' custom properties (copied into SquadTransform's window stats,
+# recorded by the Trainer): which spans each input split read, with their questions (JSON
 # {split: {span: questions}}), and a fingerprint of the files' contents.
 SPANS_PROPERTY = "spans"
 DATA_FINGERPRINT_PROPERTY = "data_fingerprint"
@@ -70,6 +71,27 @@ MANIFEST_FILE = "manifest.json"
 def tflite_relative_path(quantization: str) -> str:
     """Where the evaluation keeps the TFLite file of a quantization."""
     return f"{TFLITE_DIR}/{quantization}/{TFLITE_FILE}"
+
+
+def read_artifact_json(path: str) -> Any | None:
+    """A JSON file of an artifact (local or gs://), or None when there is none."""
+    import tensorflow as tf  # Only when asked: the settings import this module.
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def read_training_record(model) -> dict[str, Any] | None:
+    """A Trainer's Model's `TRAINING_RECORD`, or None (older models, other trainers)."""
+    return read_artifact_json(os.path.join(serving_dir(model), TRAINING_RECORD))
+
+
+def spans_read(examples) -> dict[str, dict[str, int]] | None:
+    """SquadExampleGen's `SPANS_PROPERTY` of an Examples artifact, or None without spans."""
+    spans = examples.get_string_custom_property(SPANS_PROPERTY)
+    return json.loads(spans) if spans else None
 
 
 def serving_dir(model) -> str:

@@ -73,14 +73,12 @@ def span_patterns(input_config: example_gen_pb2.Input | data_types.RuntimeParame
             raise ValueError("requested_span and training_spans need a constant input_config")
         return None
     patterns = {split.name: split.pattern for split in input_config.splits}
-    with_span = [name for name, p in patterns.items() if spans.has_span(p)]
-    if span_settings and (len(with_span) != len(patterns) or any(
-            re.search(utils.VERSION_FULL_REGEX, p) for p in patterns.values())):
+    readable = all(spans.has_span(p) and not re.search(utils.VERSION_FULL_REGEX, p)
+                   for p in patterns.values())
+    if span_settings and not readable:
         raise ValueError(f"requested_span and training_spans need {{SPAN}}, and no "
                          f"{{VERSION}}, in every input pattern: {patterns}")
-    if not with_span or any(re.search(utils.VERSION_FULL_REGEX, p) for p in patterns.values()):
-        return None
-    return json.dumps(patterns, sort_keys=True)
+    return json.dumps(patterns, sort_keys=True) if readable else None
 
 
 class SquadExampleGen(FileBasedExampleGen):

@@ -96,16 +96,15 @@ def with_resolved_span(exec_properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_span_windows(exec_properties: dict[str, Any]) -> dict[str, Any]:
-    """`exec_properties` (span resolved) read as the span settings say: the input patterns
-    resolved for the target span (`requested_span`, or the latest), and each split's window
-    of spans (`training_spans`) under `_SPAN_WINDOWS_KEY`.
+    """`exec_properties` read as the span settings say (`span_patterns` set): the input
+    patterns resolved for the target span (`requested_span`, else the driver's span, else
+    the latest with files), and each split's window of spans (`training_spans`) under
+    `_SPAN_WINDOWS_KEY`, with TFX's `span` and `input_fingerprint` of the target span.
 
     Raises:
       spans.SpanNotFoundError: the requested span has no files (the message names the
         patterns and the spans that exist).
     """
-    if not exec_properties.get(spans.SPAN_PATTERNS_KEY):
-        return exec_properties
     patterns = json.loads(exec_properties[spans.SPAN_PATTERNS_KEY])
     requested = int(exec_properties.get(spans.REQUESTED_SPAN_KEY) or 0)
     training_spans = exec_properties.get(spans.TRAINING_SPANS_KEY)
@@ -301,7 +300,9 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
         exec_properties: dict[str, Any],
     ) -> None:
         """Writes the splits, then the report and the counts (custom properties)."""
-        exec_properties = with_span_windows(with_resolved_span(exec_properties))
+        exec_properties = (with_span_windows(exec_properties)
+                           if exec_properties.get(spans.SPAN_PATTERNS_KEY)
+                           else with_resolved_span(exec_properties))
         partial_dir = os.path.join(self._get_tmp_dir(), "squad_reports")
         tf.io.gfile.makedirs(partial_dir)
         super().Do(input_dict, output_dict, {**exec_properties,

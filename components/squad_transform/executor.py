@@ -54,8 +54,6 @@ PADDED_LENGTHS_PROPERTY = "padded_lengths"
 WINDOWING_PARAMS = ("uri", "seq_len", "query_len", "doc_stride", "do_lower_case")
 
 OUTPUT_FILE_PREFIX = "data_tfrecord"
-# SquadExampleGen's custom properties the windows carry on (which spans, which data).
-SOURCE_PROPERTIES = (contracts.SPANS_PROPERTY, contracts.DATA_FINGERPRINT_PROPERTY)
 
 
 def windowing_json(spec: spec_lib.BertQaSpec) -> str:
@@ -134,10 +132,6 @@ class Executor(beam_executor.SkipEphemeralPackageOnDirectRunner,
             json.dump(stats, f, indent=1)
         for name in windowing.COUNTERS:
             output.set_int_custom_property(f"num_{name}", stats[f"num_{name}"])
-        for name in SOURCE_PROPERTIES:
-            value = examples.get_string_custom_property(name)
-            if value:
-                output.set_string_custom_property(name, value)
         logging.info(
             "SquadTransform: %d questions -> %d windows; %d skipped (answer not found, listed "
             "in %s), %d without passage tokens; stats in %s",
@@ -184,15 +178,13 @@ def _bucket_stats(transform_graph_dir: str, seq_len: int) -> dict[str, Any]:
 def source_of(examples: types.Artifact) -> dict[str, Any]:
     """Which data the questions are: their Examples artifact, span and SquadExampleGen's
     `spans` (the spans read, with their questions) and `data_fingerprint`."""
-    source: dict[str, Any] = {
+    return {
         "examples": examples.uri,
         "span": (examples.get_int_custom_property("span")  # as TFX's ExampleGen drivers set it
                  if examples.has_custom_property("span") else None),
         contracts.DATA_FINGERPRINT_PROPERTY:
-            examples.get_string_custom_property(contracts.DATA_FINGERPRINT_PROPERTY) or None}
-    spans = examples.get_string_custom_property(contracts.SPANS_PROPERTY)
-    source[contracts.SPANS_PROPERTY] = json.loads(spans) if spans else None
-    return source
+            examples.get_string_custom_property(contracts.DATA_FINGERPRINT_PROPERTY) or None,
+        contracts.SPANS_PROPERTY: contracts.spans_read(examples)}
 
 
 def _read_counters(result: beam.runners.runner.PipelineResult, splits: list[str]) -> dict:

@@ -165,7 +165,6 @@ class MakeWindows(beam.DoFn):
                 LENGTHS_TAG, window_lengths_batch([sum(w.input_mask) for w in windows]))
         yield from windows_lib.windows_to_tf_examples(windows, self._encoder)
 
-
     def _count_question(self, question: squad.SquadExample,
                         question_windows: Sequence[windows_lib.Window]) -> None:
         """The question's share of the split's QA statistics."""

@@ -1,8 +1,8 @@
 """Which data a model learns from, and no training without new data.
 
 The Trainer records in `assets.extra/training.json` (`training_data`) what it trained on:
-SquadExampleGen's `data_fingerprint` and `spans` (carried on the windows by SquadTransform)
-and the windows' QA statistics (`window_stats.json`). Before training, `check_new_data`
+SquadExampleGen's `data_fingerprint` and `spans` and the windows' QA statistics (all in
+SquadTransform's `window_stats.json`). Before training, `check_new_data`
 compares that with the record of the base model (the last blessed one): the same data and
 the same spec mean a scheduled run has nothing new to learn, and the Trainer stops with
 `NoNewTrainingDataError` unless `force_retrain` is set. TensorFlow is imported only when
@@ -37,32 +37,15 @@ def is_no_new_data(error: BaseException) -> bool:
 
 
 def describe(windows: types.Artifact) -> dict[str, Any]:
-    """What the Trainer's windows (SquadTransform's output) were made from."""
-    import tensorflow as tf
-
-    spans = windows.get_string_custom_property(contracts.SPANS_PROPERTY)
-    stats_path = os.path.join(windows.uri, contracts.WINDOW_STATS_FILE)
-    stats = {}
-    if tf.io.gfile.exists(stats_path):
-        with tf.io.gfile.GFile(stats_path) as f:
-            stats = json.load(f)
+    """What the Trainer's windows were made from (SquadTransform's `window_stats.json`)."""
+    stats = contracts.read_artifact_json(
+        os.path.join(windows.uri, contracts.WINDOW_STATS_FILE)) or {}
+    source = stats.get("source") or {}
     return {
-        contracts.DATA_FINGERPRINT_PROPERTY:
-            windows.get_string_custom_property(contracts.DATA_FINGERPRINT_PROPERTY) or None,
-        contracts.SPANS_PROPERTY: json.loads(spans) if spans else None,
+        contracts.DATA_FINGERPRINT_PROPERTY: source.get(contracts.DATA_FINGERPRINT_PROPERTY),
+        contracts.SPANS_PROPERTY: source.get(contracts.SPANS_PROPERTY),
         "qa_statistics": stats.get("qa_statistics"),
     }
-
-
-def read_record(model: types.Artifact) -> dict[str, Any] | None:
-    """A Trainer's Model's `training.json`, or None (older models, other trainers)."""
-    import tensorflow as tf
-
-    path = os.path.join(contracts.serving_dir(model), contracts.TRAINING_RECORD)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
 
 
 def check_new_data(training_data: dict[str, Any], spec_json: str,
@@ -70,7 +53,7 @@ def check_new_data(training_data: dict[str, Any], spec_json: str,
     """Raises `NoNewTrainingDataError` when `base_model` was trained on the same data (same
     fingerprint) with the same spec, unless `force_retrain`."""
     fingerprint = training_data.get(contracts.DATA_FINGERPRINT_PROPERTY)
-    record = read_record(base_model) if base_model is not None else None
+    record = contracts.read_training_record(base_model) if base_model is not None else None
     if not fingerprint or not record:
         return
     trained_on = (record.get("training_data") or {}).get(contracts.DATA_FINGERPRINT_PROPERTY)
